@@ -1,0 +1,5 @@
+"""Project wiring: settings, Celery app, queues, beat schedule, URLs."""
+
+from config.celery_app import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,24 @@
+"""Every periodic job in one place. Each entry expires before its next run is due, so a
+backlog after an outage never piles up copies of the same sweep."""
+
+from typing import Any
+
+from config.queues import Queue
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    "dispatch-due-retries": {
+        "task": "webhooks_app.tasks.dispatch_due_retries",
+        "schedule": 5.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 4.0},
+    },
+    "sweep-undispatched-events": {
+        "task": "webhooks_app.tasks.sweep_undispatched_events",
+        "schedule": 10.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 9.0},
+    },
+    "heal-stuck-events": {
+        "task": "webhooks_app.tasks.heal_stuck_events",
+        "schedule": 60.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
+    },
+}

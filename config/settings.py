@@ -1,0 +1,196 @@
+"""Settings, all read from the environment (django-environ). See README.md for the table.
+
+The embedded default (no variables set) is SQLite under var/ and a Redis that `make run`
+starts itself; production sets DATABASE_URL and REDIS_URL.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.beat import BEAT_SCHEDULE
+from config.queues import TASK_ROUTES, Queue
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+
+# No production default: a missing key is a configuration error, not a silent weak secret.
+SECRET_KEY = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set (or DJANGO_DEBUG=true for local work).")
+    SECRET_KEY = "insecure-local-development-key"  # noqa: S105 - only reachable with DEBUG on
+
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+    "webhooks_app",
+    "workflows_app",
+    "ops_app",
+]
+
+MIDDLEWARE = [
+    "ops_app.middleware.DatabaseUnavailableMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'mendhook.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while a worker writes; IMMEDIATE transactions take the
+    # write lock up front so concurrent writers wait (busy timeout) instead of deadlocking.
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
+
+# The intake view enforces each source's own size limit; Django's global cap must not answer
+# first with a non-JSON 400.
+DATA_UPLOAD_MAX_MEMORY_SIZE = None
+
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+
+# --- Celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Every countdown we send is far below this, so Redis never redelivers a message that a
+    # healthy worker still holds (DESIGN.md, safety rules).
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 2,
+}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = Queue.WEBHOOKS.value
+CELERY_TASK_ROUTES = TASK_ROUTES
+CELERY_TASK_SOFT_TIME_LIMIT = 240
+CELERY_TASK_TIME_LIMIT = 300
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Flower shows tasks only when workers emit events.
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TIMEZONE = "UTC"
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- mendhook ------------------------------------------------------------------------------
+# Slack-compatible incoming-webhook URL for dead-letter alerts; without it alerts are ERROR logs.
+MENDHOOK_ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+# Business errors that fix themselves once someone adds data (e.g. an assignee rule).
+MENDHOOK_RECOVERABLE_ERROR_CODES = env.list(
+    "RECOVERABLE_ERROR_CODES", default=["ERR_ASSIGNEE_NO_CSC", "ERR_ASSIGNEE_NO_PARALEGAL"]
+)
+MENDHOOK_RECOVERABLE_RETRY_DELAY_SECONDS = env.int("RECOVERABLE_RETRY_DELAY_SECONDS", default=300)
+MENDHOOK_RECOVERABLE_MAX_ROUNDS = env.int("RECOVERABLE_MAX_ROUNDS", default=3)
+# Retries due within this many seconds also ride a broker countdown; longer ones wait in the
+# database for beat (delays stay far below the broker's visibility timeout).
+MENDHOOK_SHORT_RETRY_MAX_SECONDS = env.int("SHORT_RETRY_MAX_SECONDS", default=30)
+# An event still `received` this long after commit was never published: beat sends it.
+MENDHOOK_SWEEP_AFTER_SECONDS = env.int("SWEEP_AFTER_SECONDS", default=5)
+# A claim older than this belongs to a dead worker; the healer hands the event out again.
+# Longer than CELERY_TASK_TIME_LIMIT so a live attempt is never taken over.
+MENDHOOK_PROCESSING_LEASE_SECONDS = env.int("PROCESSING_LEASE_SECONDS", default=600)
+# An event `queued` this long has lost its message (broker restart without persistence).
+MENDHOOK_QUEUED_STALE_SECONDS = env.int("QUEUED_STALE_SECONDS", default=900)
+# A fake Clio at /sandbox/clio/ with scripted faults, for the demo; never on in production.
+MENDHOOK_DEMO_SANDBOX = env.bool("DEMO_SANDBOX", default=False)
+MENDHOOK_HTTP_TIMEOUT_SECONDS = env.float("CONNECTOR_HTTP_TIMEOUT_SECONDS", default=10.0)
+
+# --- Logging and Sentry ----------------------------------------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+if SENTRY_DSN:
+    import sentry_sdk
+    from sentry_sdk.integrations.celery import CeleryIntegration
+    from sentry_sdk.integrations.django import DjangoIntegration
+
+    sentry_sdk.init(
+        dsn=SENTRY_DSN,
+        integrations=[DjangoIntegration(), CeleryIntegration()],
+        environment=env.str("SENTRY_ENVIRONMENT", default="production"),
+        traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
+        send_default_pii=False,
+    )
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from ops_app.views import health
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("webhooks/", include("webhooks_app.urls")),
+    path("health/", health, name="health"),
+    path("sandbox/clio/", include("webhooks_app.sandbox")),
+]

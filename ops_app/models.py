@@ -1,0 +1,1 @@
+"""Operational records (later issues: error records, audit)."""

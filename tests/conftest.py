@@ -1,0 +1,153 @@
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from tests.factories import OrganizationFactory, SourceFactory
+from tests.support.fake_http import FakeClio, Recorder
+from tests.support.signing import encode, standard_headers
+from tests.support.worker import WorkerProcess, purge_queues
+from webhooks_app import demo
+from webhooks_app.models import ConnectorKind, Organization, Source
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, message: str = "") -> Any:
+    """Poll until predicate() is truthy; fail the test with `message` otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
+
+
+def clean_redis() -> None:
+    """Remove the keys tests create in the test Redis database, and nothing else."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    purge_queues()
+    for pattern in ("unacked*", "_kombu.binding.*", "mendhook:*"):
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def organization(db: None) -> Organization:
+    org = OrganizationFactory()
+    demo.templates_create(organization=org)
+    demo.assignee_rules_create(organization=org)
+    return org
+
+
+@pytest.fixture
+def source(organization: Organization) -> Source:
+    return SourceFactory(organization=organization)
+
+
+@pytest.fixture
+def post_webhook(client: Client) -> Callable[..., Any]:
+    def post(source: Source, payload: dict[str, Any], headers: dict[str, str] | None = None, **kw: Any) -> Any:
+        body = encode(payload)
+        signed = headers if headers is not None else standard_headers(source.signing_secrets[0], body)
+        return client.post(
+            f"/webhooks/{source.slug}/",
+            data=body,
+            content_type=kw.pop("content_type", "application/json"),
+            headers=signed,
+            **kw,
+        )
+
+    return post
+
+
+# --- Third-party fakes and the real worker (integration tests) ------------------------------
+
+
+@pytest.fixture(scope="session")
+def fake_clio() -> Iterator[FakeClio]:
+    server = FakeClio().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def alert_receiver() -> Iterator[Recorder]:
+    server = Recorder().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def sentry_receiver() -> Iterator[Recorder]:
+    server = Recorder().start()
+    yield server
+    server.stop()
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    db = connection.settings_dict
+    base = {
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": "test-only-insecure-key",
+        "CONNECTOR_HTTP_TIMEOUT_SECONDS": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    return {**base, **overrides}
+
+
+@pytest.fixture(scope="session")
+def worker_process(
+    django_db_setup: None,
+    django_db_blocker: Any,
+    fake_clio: FakeClio,
+    alert_receiver: Recorder,
+    sentry_receiver: Recorder,
+) -> Iterator[WorkerProcess]:
+    """One worker for the session, with alerts and Sentry pointed at local recorders. It is
+    stopped before pytest-django drops the test database."""
+    with django_db_blocker.unblock():
+        clean_redis()
+        env = worker_env(
+            ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
+            SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
+            SENTRY_ENVIRONMENT="test",
+        )
+    proc = WorkerProcess(env=env, name="test").start()
+    yield proc
+    proc.stop()
+    clean_redis()
+
+
+@pytest.fixture
+def worker(
+    transactional_db: None,
+    worker_process: WorkerProcess,
+    fake_clio: FakeClio,
+    alert_receiver: Recorder,
+    sentry_receiver: Recorder,
+) -> Iterator[WorkerProcess]:
+    for fake in (fake_clio, alert_receiver, sentry_receiver):
+        fake.reset()
+    purge_queues()
+    yield worker_process
+    purge_queues()
+    fake_clio.gate.set()
+
+
+@pytest.fixture
+def clio_source(organization: Organization, fake_clio: FakeClio) -> Source:
+    """A source whose tasks go to the fake Clio, with backoff short enough for tests."""
+    return SourceFactory(
+        organization=organization,
+        connector=ConnectorKind.CLIO_HTTP,
+        connector_base_url=fake_clio.url,
+        backoff_base_seconds=0.5,
+        backoff_factor=2.0,
+    )

@@ -1,0 +1,64 @@
+"""A real Celery worker in a subprocess, pointed at the test database and broker."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from config.celery_app import app
+from config.queues import ALL_QUEUES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WorkerProcess:
+    def __init__(self, *, env: dict[str, str], name: str, concurrency: int = 2):
+        self.env = {**os.environ, **env}
+        self.name = name
+        self.concurrency = concurrency
+        self.log = Path(tempfile.mkstemp(prefix=f"worker-{name}-", suffix=".log")[1])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> "WorkerProcess":
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "-Q", ALL_QUEUES, "-c", str(self.concurrency), "--pool", "prefork",
+            "-n", f"{self.name}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.output()}")
+            if "ready." in self.output():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"worker not ready after {timeout}s:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def child_pids(self) -> list[int]:
+        assert self.proc is not None
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)  # warm shutdown: finish current tasks
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def purge_queues() -> None:
+    with app.connection_for_write() as conn:
+        for queue in ALL_QUEUES.split(","):
+            conn.default_channel.queue_purge(queue)

@@ -1,0 +1,16 @@
+"""Connectors create items downstream. Each call carries the item's idempotency key, so a
+retry after a lost response returns the first creation instead of making a second."""
+
+from webhooks_app.connectors.base import Connector, TaskSpec
+from webhooks_app.connectors.clio import ClioHttpConnector
+from webhooks_app.connectors.local import LocalConnector
+from webhooks_app.models import ConnectorKind, Source
+
+
+def connector_for(source: Source) -> Connector:
+    if source.connector == ConnectorKind.CLIO_HTTP:
+        return ClioHttpConnector(base_url=source.connector_base_url, token=source.connector_token)
+    return LocalConnector()
+
+
+__all__ = ["Connector", "TaskSpec", "connector_for"]

@@ -1,0 +1,84 @@
+"""A Clio-style REST connector over httpx, mapping transport and HTTP failures to error codes."""
+
+import threading
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from django.conf import settings
+from django.utils import timezone
+
+from webhooks_app.connectors.base import TaskSpec
+from webhooks_app.errors import ErrorCode, ProcessingError
+
+_local = threading.local()
+
+
+def _client() -> httpx.Client:
+    # One pooled client per thread of each worker process, created after the prefork fork.
+    client = getattr(_local, "client", None)
+    if client is None:
+        client = httpx.Client(timeout=settings.MENDHOOK_HTTP_TIMEOUT_SECONDS)
+        _local.client = client
+    return client
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """Retry-After is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class ClioHttpConnector:
+    def __init__(self, *, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def create_task(self, spec: TaskSpec) -> str:
+        body: dict[str, Any] = {
+            "data": {
+                "name": spec.title,
+                "description": spec.description,
+                "matter": {"id": spec.entity_id},
+                "assignee": {"id": spec.assignee},
+                "due_at": spec.due_at.isoformat() if spec.due_at else None,
+            }
+        }
+        headers = {"Idempotency-Key": spec.idempotency_key}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            response = _client().post(f"{self.base_url}/api/v4/tasks.json", json=body, headers=headers)
+        except httpx.TimeoutException as exc:
+            raise ProcessingError(f"Clio API timed out: {exc!r}", code=ErrorCode.TIMEOUT) from exc
+        except httpx.TransportError as exc:
+            raise ProcessingError(f"Clio API unreachable: {exc!r}", code=ErrorCode.CONNECTION) from exc
+
+        status = response.status_code
+        if status == 429:
+            raise ProcessingError(
+                "Clio API rate limit (429)",
+                code=ErrorCode.RATE_LIMITED,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        if status >= 500:
+            raise ProcessingError(f"Clio API failed: {status} {response.reason_phrase}", code=ErrorCode.CLIO_API_FAILED)
+        if status >= 400:
+            raise ProcessingError(
+                f"Clio API rejected the task: {status} {response.text[:300]}",
+                code=ErrorCode.DOWNSTREAM_REJECTED,
+            )
+        try:
+            return str(response.json()["data"]["id"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ProcessingError(
+                f"Clio API answered {status} without a task id", code=ErrorCode.CLIO_API_FAILED
+            ) from exc

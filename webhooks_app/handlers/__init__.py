@@ -1,0 +1,35 @@
+"""Handlers by (source kind, event type). A handler works the event's item ledger and returns
+what it did; the processing service derives the event's outcome from the ledger."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from webhooks_app.models import WebhookEvent
+
+
+@dataclass(frozen=True)
+class HandlerResult:
+    # Set when the event produced no items (e.g. no templates for the stage).
+    action_without_items: str = ""
+
+
+Handler = Callable[[WebhookEvent], HandlerResult]
+
+ANY_EVENT_TYPE = "*"
+_registry: dict[tuple[str, str], Handler] = {}
+
+
+def register(kind: str, event_type: str) -> Callable[[Handler], Handler]:
+    def decorator(handler: Handler) -> Handler:
+        _registry[(kind, event_type)] = handler
+        return handler
+
+    return decorator
+
+
+def handler_for(kind: str, event_type: str) -> Handler | None:
+    return _registry.get((kind, event_type)) or _registry.get((kind, ANY_EVENT_TYPE))
+
+
+def registered() -> dict[tuple[str, str], str]:
+    return {key: f"{h.__module__}.{h.__qualname__}" for key, h in sorted(_registry.items())}

@@ -1,0 +1,73 @@
+"""The item ledger: one row per thing an event was meant to produce, with its outcome."""
+
+from django.db import models
+
+from webhooks_app.errors import FailureKind, ProcessingError
+from webhooks_app.models.events import WebhookEvent
+
+
+class ItemStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class EventItem(models.Model):
+    event = models.ForeignKey(WebhookEvent, on_delete=models.CASCADE, related_name="items")
+    number = models.PositiveSmallIntegerField()
+    # Snapshot of the template at expansion time, so a retry creates what the first try meant to.
+    title = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    assignee_role = models.CharField(max_length=50, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+
+    status = models.CharField(max_length=20, choices=ItemStatus.choices, default=ItemStatus.PENDING)
+    # Sent downstream with every creation request, so no retry can create the item twice.
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    assignee = models.CharField(max_length=200, blank=True)
+    downstream_id = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["event", "number"]
+        constraints = [models.UniqueConstraint(fields=["event", "number"], name="uniq_item_number")]
+        indexes = [models.Index(fields=["error_code"], name="item_error_code_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.number} {self.title}"
+
+    @property
+    def recoverable(self) -> bool:
+        return self.status == ItemStatus.FAILED and self.failure_kind != FailureKind.PERMANENT
+
+    def mark_succeeded(self, *, downstream_id: str, assignee: str) -> None:
+        self.status = ItemStatus.SUCCEEDED
+        self.downstream_id = downstream_id
+        self.assignee = assignee
+        self.error = self.error_code = self.failure_kind = ""
+        self.attempts += 1
+        self.save()
+
+    def mark_failed(self, error: ProcessingError) -> None:
+        self.status = ItemStatus.FAILED
+        self.error = error.message
+        self.error_code = error.code
+        self.failure_kind = error.kind
+        self.attempts += 1
+        self.save()
+
+    def failure_detail(self) -> dict[str, object]:
+        return {
+            "task_title": self.title,
+            "task_number": self.number,
+            "error": self.error,
+            "error_code": self.error_code,
+        }
+
+
+def item_idempotency_key(event: WebhookEvent, number: int) -> str:
+    return f"{event.id}:{number}"

@@ -1,0 +1,60 @@
+"""A stand-in for Clio's task API with scripted faults, so the demo shows retries and dead
+letters without a Clio account. Mounted only when DEMO_SANDBOX is on.
+
+The matter id picks the behaviour: ending in 7, the API is down for good (5xx: dead letter);
+ending in 3, each task fails twice with 500 and then succeeds (retried); otherwise it works.
+"""
+
+import json
+
+import redis
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
+
+from webhooks_app.models import LocalTask, Organization
+
+_redis: redis.Redis | None = None
+
+
+def _counter(key: str) -> int:
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.REDIS_URL)
+    count = int(_redis.incr(f"mendhook:sandbox:{key}"))
+    _redis.expire(f"mendhook:sandbox:{key}", 3600)
+    return count
+
+
+@csrf_exempt
+def create_task(request: HttpRequest) -> JsonResponse:
+    key = request.headers.get("Idempotency-Key", "")
+    try:
+        data = json.loads(request.body)["data"]
+        matter_id = str(data["matter"]["id"])
+    except (ValueError, KeyError, TypeError):
+        return JsonResponse({"error": "bad request"}, status=400)
+    if not key:
+        return JsonResponse({"error": "Idempotency-Key required"}, status=400)
+    if matter_id.endswith("7"):
+        return JsonResponse({"error": "service unavailable"}, status=503)
+    if matter_id.endswith("3") and _counter(key) <= 2:
+        return JsonResponse({"error": "internal error"}, status=500)
+    organization = Organization.objects.order_by("id").first()
+    if organization is None:
+        return JsonResponse({"error": "no organization"}, status=500)
+    task, _ = LocalTask.objects.get_or_create(
+        idempotency_key=f"sandbox:{key}",
+        defaults={
+            "organization": organization,
+            "entity_id": matter_id,
+            "title": str(data.get("name", ""))[:255],
+            "description": str(data.get("description", "")),
+            "assignee": str((data.get("assignee") or {}).get("id", "")),
+        },
+    )
+    return JsonResponse({"data": {"id": task.pk}}, status=201)
+
+
+urlpatterns = [path("api/v4/tasks.json", create_task)] if settings.MENDHOOK_DEMO_SANDBOX else []

@@ -1,0 +1,1 @@
+"""Writes for webhooks_app: intake, dispatch, processing. Import from the concept module."""

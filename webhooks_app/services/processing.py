@@ -1,0 +1,194 @@
+"""Processing one event: claim, run the handler, derive the outcome from the ledger, and decide
+what happens next (done, retry soon, retry later, dead letter, wait for a person)."""
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from webhooks_app.errors import ErrorCode, FailureKind, ProcessingError
+from webhooks_app.handlers import HandlerResult, handler_for
+from webhooks_app.models import (
+    EventAction,
+    EventItem,
+    EventStatus,
+    ItemStatus,
+    ProcessingAttempt,
+    Source,
+    WebhookEvent,
+)
+from webhooks_app.models.events import AttemptOutcome
+from webhooks_app.services.dispatch import event_dispatch
+
+logger = logging.getLogger(__name__)
+
+
+def backoff_seconds(source: Source, attempt: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with up to 25% added jitter; never sooner than the downstream asked."""
+    nominal = source.backoff_base_seconds * source.backoff_factor ** max(0, attempt - 1)
+    delay = nominal * (1 + random.uniform(0, 0.25))
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass
+class Decision:
+    status: EventStatus
+    outcome: AttemptOutcome
+    delay: float | None = None
+    recoverable_round: bool = False
+
+
+def _decide(event: WebhookEvent, kinds: set[str], has_items: bool, retry_after: float | None) -> Decision:
+    if not kinds:
+        return Decision(EventStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED)
+    if FailureKind.TRANSIENT in kinds:
+        if event.round_attempts < event.max_attempts:
+            delay = backoff_seconds(event.source, event.round_attempts, retry_after)
+            return Decision(EventStatus.RETRY_SCHEDULED, AttemptOutcome.RETRY_SCHEDULED, delay)
+        return Decision(EventStatus.DEAD_LETTER, AttemptOutcome.DEAD_LETTER)
+    if kinds == {FailureKind.RECOVERABLE} and event.recoverable_rounds < settings.MENDHOOK_RECOVERABLE_MAX_ROUNDS:
+        delay = float(settings.MENDHOOK_RECOVERABLE_RETRY_DELAY_SECONDS)
+        return Decision(EventStatus.RETRY_SCHEDULED, AttemptOutcome.RETRY_SCHEDULED, delay, recoverable_round=True)
+    if has_items:
+        return Decision(EventStatus.PARTIAL_FAILURE, AttemptOutcome.PARTIAL_FAILURE)
+    return Decision(EventStatus.FAILED, AttemptOutcome.FAILED)
+
+
+def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventStatus | None:
+    """Run one processing attempt. Returns the new status, or None when the event was not ours
+    to process (already claimed or finished: a duplicate or redelivered message)."""
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.MENDHOOK_PROCESSING_LEASE_SECONDS)
+    if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
+        logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
+        return None
+    event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
+    with transaction.atomic():
+        # An attempt still open belonged to a worker that died mid-way.
+        event.attempt_log.filter(finished_at__isnull=True).update(outcome=AttemptOutcome.WORKER_LOST, finished_at=now)
+        attempt = ProcessingAttempt.objects.create(
+            event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
+        )
+        # Retries re-run only what failed; succeeded items are never touched again.
+        event.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING)
+
+    event_error: ProcessingError | None = None
+    result = HandlerResult()
+    handler = handler_for(event.source.kind, event.event_type)
+    if handler is None:
+        result = HandlerResult(action_without_items=EventAction.IGNORED)
+    else:
+        try:
+            result = handler(event)
+        except ProcessingError as error:
+            event_error = error
+        except Exception as exc:
+            logger.exception("handler crashed on event %s", event_id)
+            event_error = ProcessingError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
+    return _event_finish(event, attempt, result, event_error, task_id)
+
+
+def _event_finish(
+    event: WebhookEvent,
+    attempt: ProcessingAttempt,
+    result: HandlerResult,
+    event_error: ProcessingError | None,
+    task_id: str,
+) -> EventStatus | None:
+    now = timezone.now()
+    items = list(event.items.order_by("number"))
+    failed = [i for i in items if i.status != ItemStatus.SUCCEEDED]
+    kinds = {i.failure_kind or FailureKind.TRANSIENT for i in failed}
+    if event_error is not None:
+        kinds.add(event_error.kind)
+    retry_after = event_error.retry_after if event_error else None
+    decision = _decide(event, kinds, bool(items), retry_after)
+    last_error, last_code = _last_error(failed, event_error)
+
+    fields: dict[str, object] = {
+        "status": decision.status,
+        "tasks_created": len(items) - len(failed),
+        "tasks_failed": len(failed),
+        "failure_details": [i.failure_detail() for i in failed] or None,
+        "last_error": last_error,
+        "last_error_code": last_code,
+        "claimed_by": "",
+        "claimed_until": None,
+        "updated_at": now,
+    }
+    if decision.status == EventStatus.SUCCEEDED:
+        fields.update(success=True, action=result.action_without_items or EventAction.CREATED_TASKS, completed_at=now)
+    else:
+        fields.update(
+            success=False, action=EventAction.PARTIAL_FAILURE if items else EventAction.FAILED, completed_at=None
+        )
+    if decision.delay is not None:
+        fields["next_retry_at"] = now + timedelta(seconds=decision.delay)
+    if decision.recoverable_round:
+        fields.update(recoverable_rounds=event.recoverable_rounds + 1, round_attempts=0)
+    if decision.status in (EventStatus.DEAD_LETTER, EventStatus.PARTIAL_FAILURE, EventStatus.FAILED):
+        fields["completed_at"] = now
+
+    with transaction.atomic():
+        # Only the claim holder may record the outcome; a takeover after lease expiry wins.
+        still_ours = WebhookEvent.objects.filter(id=event.id, status=EventStatus.PROCESSING, claimed_by=task_id).update(
+            **fields
+        )
+        if not still_ours:
+            attempt.finish(outcome=AttemptOutcome.CLAIM_LOST, now=now)
+            logger.warning("event %s was taken over before attempt %s finished", event.id, attempt.number)
+            return None
+        attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
+
+    _after_commit(event, decision, last_error, last_code)
+    return decision.status
+
+
+def _last_error(failed: list[EventItem], event_error: ProcessingError | None) -> tuple[str, str]:
+    if event_error is not None:
+        return event_error.message, event_error.code
+    if failed:
+        first = failed[0]
+        return f"{len(failed)} item(s) failed; #{first.number}: {first.error}", first.error_code
+    return "", ""
+
+
+def _after_commit(event: WebhookEvent, decision: Decision, last_error: str, last_code: str) -> None:
+    # Network I/O (broker, alerts) only after the outcome is committed.
+    if decision.delay is not None and decision.delay <= settings.MENDHOOK_SHORT_RETRY_MAX_SECONDS:
+        # Short waits also ride a countdown; beat's due-retry dispatcher covers a lost message.
+        event_dispatch(event_id=event.id, countdown=decision.delay)
+    if decision.status == EventStatus.DEAD_LETTER:
+        from webhooks_app.tasks import send_dead_letter_alert
+
+        # ERROR level: Sentry's logging integration turns this into an issue.
+        logger.error(
+            "event %s dead-lettered after %s attempts: [%s] %s",
+            event.id,
+            event.attempts,
+            last_code,
+            last_error,
+            extra={"event_id": str(event.id), "error_code": last_code, "source": event.source.slug},
+        )
+        try:
+            send_dead_letter_alert.apply_async(args=[str(event.id)], retry=False)
+        except Exception:
+            logger.exception("could not queue the dead-letter alert for event %s", event.id)
+
+
+def event_retry_failed(*, event_id: uuid.UUID, now: datetime | None = None) -> bool:
+    """Queue an event that waits for a person (partial failure, failed, dead letter) for a new
+    round: only its failed items run again. Returns False when there is nothing to retry."""
+    now = now or timezone.now()
+    updated = WebhookEvent.objects.filter(
+        id=event_id,
+        status__in=[EventStatus.PARTIAL_FAILURE, EventStatus.FAILED, EventStatus.DEAD_LETTER],
+    ).update(status=EventStatus.QUEUED, round_attempts=0, next_retry_at=None, updated_at=now)
+    if updated:
+        transaction.on_commit(lambda: event_dispatch(event_id=event_id))
+    return bool(updated)

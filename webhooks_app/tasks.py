@@ -1,0 +1,63 @@
+"""Celery tasks: thin wrappers that take ids and call one service each."""
+
+import logging
+import os
+import uuid
+
+import httpx
+from celery import Task, shared_task
+from django.conf import settings
+
+from webhooks_app.models import WebhookEvent
+from webhooks_app.services import dispatch, processing
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def process_event(self: Task, event_id: str) -> str | None:
+    # No autoretry here: retries are scheduled by the service as new messages with their delay
+    # recorded in the database, so they survive broker restarts and show in the delivery log.
+    worker = f"{self.request.hostname or 'worker'}:{os.getpid()}"
+    status = processing.event_process(event_id=uuid.UUID(event_id), task_id=str(self.request.id), worker=worker)
+    return str(status) if status else None
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(httpx.TransportError, httpx.HTTPStatusError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def send_dead_letter_alert(self: Task, event_id: str) -> None:
+    event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
+    text = (
+        f":red_circle: mendhook dead letter: {event.event_type} from {event.source.slug} "
+        f"({event.organization.slug}) failed after {event.attempts} attempts. "
+        f"[{event.last_error_code}] {event.last_error} (event {event.id})"
+    )
+    url = settings.MENDHOOK_ALERT_WEBHOOK_URL
+    if not url:
+        logger.error("ALERT %s", text)
+        return
+    response = httpx.post(url, json={"text": text, "event_id": str(event.id)}, timeout=10)
+    response.raise_for_status()
+
+
+@shared_task(ignore_result=True)
+def dispatch_due_retries() -> int:
+    return dispatch.retries_dispatch_due()
+
+
+@shared_task(ignore_result=True)
+def sweep_undispatched_events() -> int:
+    return dispatch.events_sweep_undispatched()
+
+
+@shared_task(ignore_result=True)
+def heal_stuck_events() -> int:
+    return dispatch.events_heal_stuck()

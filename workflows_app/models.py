@@ -1,0 +1,1 @@
+"""Multi-step workflows per entity (later issues)."""
