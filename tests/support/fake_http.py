@@ -4,11 +4,13 @@ Each runs in a thread of the test process on a free port of 127.0.0.1, so a work
 reaches it over a real socket.
 """
 
+import gzip
 import json
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,6 +44,8 @@ class FakeService:
         self.lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[Fault] = deque()
+        # Faults for requests whose headers match, e.g. one item's idempotency key.
+        self.targeted: list[tuple[Callable[[dict[str, str]], bool], deque[Fault]]] = []
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self.port = self._server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,13 +63,25 @@ class FakeService:
         with self.lock:
             self.requests.clear()
             self.faults.clear()
+            self.targeted.clear()
 
     def fail_next(self, *faults: Fault) -> None:
         with self.lock:
             self.faults.extend(faults)
 
-    def _next_fault(self) -> Fault | None:
+    def fail_matching(self, predicate: Callable[[dict[str, str]], bool], *faults: Fault) -> None:
         with self.lock:
+            self.targeted.append((predicate, deque(faults)))
+
+    def fail_key(self, key_suffix: str, *faults: Fault) -> None:
+        """Fault the next requests carrying an Idempotency-Key ending in key_suffix."""
+        self.fail_matching(lambda h: h.get("idempotency-key", "").endswith(key_suffix), *faults)
+
+    def _next_fault(self, headers: dict[str, str]) -> Fault | None:
+        with self.lock:
+            for predicate, queue in self.targeted:
+                if queue and predicate(headers):
+                    return queue.popleft()
             return self.faults.popleft() if self.faults else None
 
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -84,9 +100,11 @@ class FakeService:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                if headers.get("content-encoding") == "gzip":  # Sentry compresses envelopes
+                    body = gzip.decompress(body)
                 with service.lock:
                     service.requests.append({"method": method, "path": self.path, "headers": headers, "body": body})
-                fault = service._next_fault()
+                fault = service._next_fault(headers)
                 if fault is not None and fault.after_create:
                     service.handle(method, self.path, headers, body)
                 if fault is not None:
