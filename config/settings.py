@@ -6,11 +6,15 @@ starts itself; production sets DATABASE_URL and REDIS_URL.
 
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.beat import BEAT_SCHEDULE
 from config.queues import TASK_ROUTES, Queue
+
+# Lets admin and queryset classes be subscripted at runtime (ModelAdmin[Event]) for mypy.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"

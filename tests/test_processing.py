@@ -197,7 +197,7 @@ def test_a_downstream_that_never_recovers_dead_letters_with_alert_and_sentry(
         ]
 
     envelope = wait_for(dead_letter_envelope, message="the dead letter as a Sentry envelope")[0]
-    header, item_header, item = envelope.split(b"\n")[:3]
+    _header, item_header, item = envelope.split(b"\n")[:3]
     assert json.loads(item_header)["type"] == "event"
     sentry_event = json.loads(item)
     assert sentry_event["level"] == "error"

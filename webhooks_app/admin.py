@@ -31,9 +31,9 @@ class ReadOnlyMixin:
         return False
 
 
-class EventItemInline(ReadOnlyMixin, admin.TabularInline):
+class EventItemInline(ReadOnlyMixin, admin.TabularInline[EventItem, WebhookEvent]):
     model = EventItem
-    fields = [
+    fields = readonly_fields = (
         "number",
         "title",
         "status",
@@ -43,20 +43,27 @@ class EventItemInline(ReadOnlyMixin, admin.TabularInline):
         "error",
         "failure_kind",
         "attempts",
-    ]
-    readonly_fields = fields
+    )
     extra = 0
 
 
-class ProcessingAttemptInline(ReadOnlyMixin, admin.TabularInline):
+class ProcessingAttemptInline(ReadOnlyMixin, admin.TabularInline[ProcessingAttempt, WebhookEvent]):
     model = ProcessingAttempt
-    fields = ["number", "outcome", "started_at", "duration_ms", "worker", "task_id", "error_code", "error"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "number",
+        "outcome",
+        "started_at",
+        "duration_ms",
+        "worker",
+        "task_id",
+        "error_code",
+        "error",
+    )
     extra = 0
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin[WebhookEvent]):
     list_display = [
         "received_at",
         "source",
@@ -74,7 +81,7 @@ class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ["source"]
     date_hierarchy = "received_at"
     inlines = [EventItemInline, ProcessingAttemptInline]
-    fields = [
+    fields = readonly_fields = (
         "id",
         "organization",
         "source",
@@ -98,8 +105,7 @@ class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
         "pretty_payload",
         "pretty_headers",
         "received_at",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="failure details")
     def pretty_failure_details(self, obj: WebhookEvent) -> str:
@@ -115,30 +121,30 @@ class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(admin.ModelAdmin[Organization]):
     list_display = ["name", "slug", "created_at"]
-    prepopulated_fields = {"slug": ["name"]}
+    prepopulated_fields = {"slug": ("name",)}
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin):
+class SourceAdmin(admin.ModelAdmin[Source]):
     list_display = ["slug", "organization", "kind", "signing_scheme", "connector", "enabled"]
     list_filter = ["kind", "enabled", "connector"]
 
 
 @admin.register(TaskTemplate)
-class TaskTemplateAdmin(admin.ModelAdmin):
+class TaskTemplateAdmin(admin.ModelAdmin[TaskTemplate]):
     list_display = ["organization", "trigger_event_type", "stage", "task_number", "title", "assignee_role"]
     list_filter = ["organization", "stage", "assignee_role"]
 
 
 @admin.register(AssigneeRule)
-class AssigneeRuleAdmin(admin.ModelAdmin):
+class AssigneeRuleAdmin(admin.ModelAdmin[AssigneeRule]):
     list_display = ["organization", "role", "location", "assignee"]
     list_filter = ["organization", "role"]
 
 
 @admin.register(LocalTask)
-class LocalTaskAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class LocalTaskAdmin(ReadOnlyMixin, admin.ModelAdmin[LocalTask]):
     list_display = ["created_at", "entity_id", "title", "assignee", "due_at"]
     search_fields = ["=entity_id", "=idempotency_key"]

@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
-def process_event(self: Task, event_id: str) -> str | None:
+def process_event(self: Task[[str], str | None], event_id: str) -> str | None:
     # No autoretry here: retries are scheduled by the service as new messages with their delay
     # recorded in the database, so they survive broker restarts and show in the delivery log.
     worker = f"{self.request.hostname or 'worker'}:{os.getpid()}"
@@ -33,7 +33,7 @@ def process_event(self: Task, event_id: str) -> str | None:
     max_retries=5,
     ignore_result=True,
 )
-def send_dead_letter_alert(self: Task, event_id: str) -> None:
+def send_dead_letter_alert(self: Task[[str], None], event_id: str) -> None:
     event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
     text = (
         f":red_circle: mendhook dead letter: {event.event_type} from {event.source.slug} "

@@ -61,4 +61,4 @@ class WorkerProcess:
 def purge_queues() -> None:
     with app.connection_for_write() as conn:
         for queue in ALL_QUEUES.split(","):
-            conn.default_channel.queue_purge(queue)
+            conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ def _client() -> httpx.Client:
     # One pooled client per thread of each worker process, created after the prefork fork.
     client = getattr(_local, "client", None)
     if client is None:
-        client = httpx.Client(timeout=settings.MENDHOOK_HTTP_TIMEOUT_SECONDS)
+        client = httpx.Client()
         _local.client = client
     return client
 
@@ -56,7 +56,12 @@ class ClioHttpConnector:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            response = _client().post(f"{self.base_url}/api/v4/tasks.json", json=body, headers=headers)
+            response = _client().post(
+                f"{self.base_url}/api/v4/tasks.json",
+                json=body,
+                headers=headers,
+                timeout=settings.MENDHOOK_HTTP_TIMEOUT_SECONDS,
+            )
         except httpx.TimeoutException as exc:
             raise ProcessingError(f"Clio API timed out: {exc!r}", code=ErrorCode.TIMEOUT) from exc
         except httpx.TransportError as exc:

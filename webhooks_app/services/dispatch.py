@@ -23,7 +23,7 @@ def event_dispatch(*, event_id: uuid.UUID, countdown: float | None = None) -> bo
 
     try:
         # retry=False: with the broker down, answer now and let the sweeper publish later.
-        process_event.apply_async(args=[str(event_id)], countdown=countdown, retry=False)
+        process_event.apply_async(args=(str(event_id),), countdown=countdown or 0, retry=False)
     except Exception:
         logger.warning("could not publish event %s; the sweeper will", event_id, exc_info=True)
         return False

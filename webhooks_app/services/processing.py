@@ -176,7 +176,7 @@ def _after_commit(event: WebhookEvent, decision: Decision, last_error: str, last
             extra={"event_id": str(event.id), "error_code": last_code, "source": event.source.slug},
         )
         try:
-            send_dead_letter_alert.apply_async(args=[str(event.id)], retry=False)
+            send_dead_letter_alert.apply_async(args=(str(event.id),), retry=False)
         except Exception:
             logger.exception("could not queue the dead-letter alert for event %s", event.id)
 
