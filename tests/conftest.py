@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import connection
 from django.test import Client
 
+from config.queues import Queue
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.signing import encode, standard_headers
@@ -64,6 +65,15 @@ def post_webhook(client: Client) -> Callable[..., Any]:
         )
 
     return post
+
+
+@pytest.fixture
+def broker() -> Iterator[Callable[[], int]]:
+    """The test broker's processing queue, emptied before and after; call it for its length."""
+    purge_queues()
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield lambda: int(client.llen(Queue.WEBHOOKS.value))
+    purge_queues()
 
 
 # --- Third-party fakes and the real worker (integration tests) ------------------------------

@@ -4,29 +4,17 @@ import uuid
 from datetime import timedelta
 
 import pytest
-import redis
-from django.conf import settings
 from django.utils import timezone
 
 from config.beat import BEAT_SCHEDULE
 from config.celery_app import app
-from config.queues import Queue
 from tests.support.signing import matter_payload
-from tests.support.worker import purge_queues
 from webhooks_app.models import EventAction, EventStatus, LocalTask, WebhookEvent
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import events_heal_stuck, events_sweep_undispatched, retries_dispatch_due
 from webhooks_app.services.processing import event_process
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def broker():
-    purge_queues()
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    yield lambda: client.llen(Queue.WEBHOOKS.value)
-    purge_queues()
 
 
 def make_event(source, **fields) -> WebhookEvent:

@@ -4,12 +4,8 @@ import json
 import time
 
 import pytest
-import redis
-from django.conf import settings
 
-from config.queues import Queue
 from tests.support.signing import encode, hmac_headers, matter_payload, standard_headers
-from tests.support.worker import purge_queues
 from webhooks_app.models import EventStatus, SigningScheme, WebhookEvent
 
 pytestmark = pytest.mark.django_db
@@ -177,13 +173,12 @@ def test_it_rejects_get_with_a_json_405(source, client):
     _assert_rejected(response, 405, "method_not_allowed")
 
 
-def test_a_new_event_is_published_on_commit_and_marked_queued(source, post_webhook, django_capture_on_commit_callbacks):
-    queue = redis.Redis.from_url(settings.REDIS_URL)
-    before = queue.llen(Queue.WEBHOOKS.value)
+def test_a_new_event_is_published_on_commit_and_marked_queued(
+    source, post_webhook, broker, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=True):
         response = post_webhook(source, matter_payload())
 
     event = WebhookEvent.objects.get(id=response.json()["id"])
     assert event.status == EventStatus.QUEUED
-    assert queue.llen(Queue.WEBHOOKS.value) == before + 1
-    purge_queues()
+    assert broker() == 1

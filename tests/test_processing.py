@@ -24,7 +24,7 @@ from webhooks_app.models import (
 )
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import retries_dispatch_due
-from webhooks_app.services.processing import event_retry_failed
+from webhooks_app.services.operations import Actor, OperationError, event_retry_failed
 
 pytestmark = [pytest.mark.integration]
 
@@ -140,8 +140,15 @@ def test_a_person_can_retry_a_partial_failure_after_fixing_the_cause(worker, sou
     assert event.failure_details[0]["error_code"] == "ERR_ASSIGNEE_NOT_FOUND"
 
     AssigneeRule.objects.create(organization=source.organization, role="notary", location="*", assignee="n.one")
-    assert event_retry_failed(event_id=event.id) is True
-    assert event_retry_failed(event_id=event.id) is False  # already queued: nothing more to do
+    actor = Actor(label="ops.anna")
+    action = event_retry_failed(event_id=event.id, actor=actor, note="added the notary rule")
+    assert (action.kind, action.status_before, action.actor_label) == (
+        "retry_failed",
+        EventStatus.PARTIAL_FAILURE,
+        "ops.anna",
+    )
+    with pytest.raises(OperationError):  # already queued: nothing more to retry
+        event_retry_failed(event_id=event.id, actor=actor)
 
     event = settle(event.id, statuses={EventStatus.SUCCEEDED})
     assert event.tasks_created == 11

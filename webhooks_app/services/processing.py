@@ -5,7 +5,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -179,16 +179,3 @@ def _after_commit(event: WebhookEvent, decision: Decision, last_error: str, last
             send_dead_letter_alert.apply_async(args=(str(event.id),), retry=False)
         except Exception:
             logger.exception("could not queue the dead-letter alert for event %s", event.id)
-
-
-def event_retry_failed(*, event_id: uuid.UUID, now: datetime | None = None) -> bool:
-    """Queue an event that waits for a person (partial failure, failed, dead letter) for a new
-    round: only its failed items run again. Returns False when there is nothing to retry."""
-    now = now or timezone.now()
-    updated = WebhookEvent.objects.filter(
-        id=event_id,
-        status__in=[EventStatus.PARTIAL_FAILURE, EventStatus.FAILED, EventStatus.DEAD_LETTER],
-    ).update(status=EventStatus.QUEUED, round_attempts=0, next_retry_at=None, updated_at=now)
-    if updated:
-        transaction.on_commit(lambda: event_dispatch(event_id=event_id))
-    return bool(updated)

@@ -1,0 +1,74 @@
+"""People's acts on events: allowed only where they make sense, always audited."""
+
+import uuid
+
+import pytest
+
+from tests.test_beat_jobs import make_event
+from webhooks_app.models import EventAction, EventStatus, ItemStatus, OperatorAction
+from webhooks_app.services.operations import Actor, OperationError, event_resolve, event_retry_failed
+
+pytestmark = pytest.mark.django_db
+
+ANNA = Actor(label="ops.anna")
+
+
+def test_resolving_requires_a_note_and_changes_nothing_without_one(source):
+    event = make_event(source, status=EventStatus.PARTIAL_FAILURE)
+    with pytest.raises(OperationError, match="note"):
+        event_resolve(event_id=event.id, actor=ANNA, note="   ")
+    event.refresh_from_db()
+    assert event.status == EventStatus.PARTIAL_FAILURE
+    assert not OperatorAction.objects.exists()
+
+
+def test_resolving_sets_the_seed_contract_and_audits_who_when_and_why(source):
+    event = make_event(source, status=EventStatus.PARTIAL_FAILURE, success=False, action=EventAction.PARTIAL_FAILURE)
+
+    action = event_resolve(event_id=event.id, actor=ANNA, note="created task 6 by hand in Clio")
+
+    event.refresh_from_db()
+    assert (event.status, event.success, event.action) == (
+        EventStatus.MANUALLY_RESOLVED,
+        True,
+        EventAction.MANUALLY_RESOLVED,
+    )
+    assert (action.kind, action.actor_label, action.note, action.status_before) == (
+        "resolve",
+        "ops.anna",
+        "created task 6 by hand in Clio",
+        EventStatus.PARTIAL_FAILURE,
+    )
+
+
+@pytest.mark.parametrize("status", [EventStatus.SUCCEEDED, EventStatus.PROCESSING, EventStatus.MANUALLY_RESOLVED])
+def test_resolving_an_event_that_needs_nothing_is_refused(source, status):
+    event = make_event(source, status=status)
+    with pytest.raises(OperationError):
+        event_resolve(event_id=event.id, actor=ANNA, note="n")
+    assert not OperatorAction.objects.exists()
+
+
+def test_retrying_an_event_whose_items_all_succeeded_is_refused(source):
+    event = make_event(source, status=EventStatus.PARTIAL_FAILURE)
+    event.items.create(number=1, title="t", idempotency_key=f"{event.id}:1", status=ItemStatus.SUCCEEDED)
+    with pytest.raises(OperationError, match="already succeeded"):
+        event_retry_failed(event_id=event.id, actor=ANNA)
+
+
+def test_requeueing_a_dead_letter_is_audited_as_such_and_queues_it(source, broker, django_capture_on_commit_callbacks):
+    event = make_event(source, status=EventStatus.DEAD_LETTER, round_attempts=3)
+    event.items.create(number=1, title="t", idempotency_key=f"{event.id}:1", status=ItemStatus.FAILED)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        action = event_retry_failed(event_id=event.id, actor=ANNA)
+
+    event.refresh_from_db()
+    assert action.kind == "requeue_dead_letter"
+    assert (event.status, event.round_attempts) == (EventStatus.QUEUED, 0)
+    assert broker() == 1
+
+
+def test_an_unknown_event_is_an_operation_error(db):
+    with pytest.raises(OperationError, match="no such event"):
+        event_retry_failed(event_id=uuid.uuid4(), actor=ANNA)

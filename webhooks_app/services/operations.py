@@ -1,0 +1,102 @@
+"""What people do to events that need them: retry the failed items, requeue a dead letter,
+mark resolved. Every act is audited in OperatorAction; the admin and the API both call these."""
+
+import uuid
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from webhooks_app.models import (
+    EventAction,
+    EventStatus,
+    ItemStatus,
+    OperatorAction,
+    OperatorActionKind,
+    WebhookEvent,
+)
+from webhooks_app.models.events import NEEDS_ATTENTION
+from webhooks_app.services.dispatch import event_dispatch
+
+# A scheduled retry may also be pulled forward by a person.
+RETRYABLE = (*NEEDS_ATTENTION, EventStatus.RETRY_SCHEDULED)
+RESOLVABLE = (*NEEDS_ATTENTION, EventStatus.RETRY_SCHEDULED)
+
+
+class OperationError(Exception):
+    """The act does not apply to the event in its current state. Safe to show."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    label: str
+    user: AbstractBaseUser | AnonymousUser | None = None
+    via: str = "admin"
+
+    @classmethod
+    def from_user(cls, user: AbstractBaseUser | AnonymousUser, via: str = "admin") -> "Actor":
+        return cls(label=str(user.get_username()), user=user, via=via)
+
+
+def _audit(event: WebhookEvent, kind: str, actor: Actor, note: str, status_before: str) -> OperatorAction:
+    user = actor.user if actor.user is not None and actor.user.is_authenticated else None
+    return OperatorAction.objects.create(
+        event=event,
+        kind=kind,
+        actor=user,
+        actor_label=actor.label,
+        via=actor.via,
+        note=note,
+        status_before=status_before,
+    )
+
+
+def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> OperatorAction:
+    """Queue a new round that re-runs only the failed items (a dead letter is requeued the same
+    way). Raises OperationError when there is nothing to retry."""
+    now = timezone.now()
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(id=event_id).first()
+        if event is None:
+            raise OperationError("no such event")
+        if event.status not in RETRYABLE:
+            raise OperationError(f"an event in status '{event.status}' has nothing to retry")
+        has_failed_work = event.items.exclude(status=ItemStatus.SUCCEEDED).exists() or not event.items.exists()
+        if not has_failed_work:
+            raise OperationError("every item already succeeded")
+        status_before = event.status
+        kind = (
+            OperatorActionKind.REQUEUE_DEAD_LETTER
+            if status_before == EventStatus.DEAD_LETTER
+            else OperatorActionKind.RETRY_FAILED
+        )
+        WebhookEvent.objects.filter(id=event.id).update(
+            status=EventStatus.QUEUED, round_attempts=0, next_retry_at=None, updated_at=now
+        )
+        action = _audit(event, kind, actor, note, status_before)
+        transaction.on_commit(lambda: event_dispatch(event_id=event.id))
+    return action
+
+
+def event_resolve(*, event_id: uuid.UUID, actor: Actor, note: str) -> OperatorAction:
+    """A person dealt with the failure outside mendhook (e.g. created the task by hand)."""
+    if not note.strip():
+        raise OperationError("a note is required to resolve an event")
+    now = timezone.now()
+    with transaction.atomic():
+        event = WebhookEvent.objects.select_for_update().filter(id=event_id).first()
+        if event is None:
+            raise OperationError("no such event")
+        if event.status not in RESOLVABLE:
+            raise OperationError(f"an event in status '{event.status}' does not need resolving")
+        status_before = event.status
+        WebhookEvent.objects.filter(id=event.id).update(
+            status=EventStatus.MANUALLY_RESOLVED,
+            success=True,
+            action=EventAction.MANUALLY_RESOLVED,
+            next_retry_at=None,
+            completed_at=now,
+            updated_at=now,
+        )
+        return _audit(event, OperatorActionKind.RESOLVE, actor, note.strip(), status_before)
