@@ -105,6 +105,10 @@ class WebhookEvent(models.Model):
 
     class Meta:
         ordering = ["-received_at"]
+        permissions = [
+            ("retry_event", "Can retry failed items and requeue dead letters"),
+            ("resolve_event", "Can mark events manually resolved"),
+        ]
         constraints = [
             # Makes a duplicate delivery, even a concurrent one, fail to insert a second row.
             models.UniqueConstraint(fields=["source", "idempotency_key"], name="uniq_event_per_source_key"),
