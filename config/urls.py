@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks_app.urls")),
     path("health/", health, name="health"),
+    path("api/", include("ops_app.api.urls")),
     path("sandbox/clio/", include("webhooks_app.sandbox")),
 ]
