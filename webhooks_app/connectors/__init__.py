@@ -1,7 +1,7 @@
 """Connectors create items downstream. Each call carries the item's idempotency key, so a
 retry after a lost response returns the first creation instead of making a second."""
 
-from webhooks_app.connectors.base import Connector, TaskSpec
+from webhooks_app.connectors.base import BatchConnector, Connector, TaskSpec
 from webhooks_app.connectors.clio import ClioHttpConnector
 from webhooks_app.connectors.local import LocalConnector
 from webhooks_app.models import ConnectorKind, Source
@@ -13,4 +13,4 @@ def connector_for(source: Source) -> Connector:
     return LocalConnector()
 
 
-__all__ = ["Connector", "TaskSpec", "connector_for"]
+__all__ = ["BatchConnector", "Connector", "TaskSpec", "connector_for"]

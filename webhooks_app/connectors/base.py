@@ -21,3 +21,12 @@ class Connector(Protocol):
         """Create the task (or find the one created earlier with the same idempotency key) and
         return its downstream id. Raises ProcessingError with a catalogue code on failure."""
         ...
+
+
+class BatchConnector(Connector, Protocol):
+    """A connector whose writes share mendhook's database transaction. Its items can be created
+    together and recorded in the same commit: all or nothing, so no per-item commits needed."""
+
+    def create_tasks(self, specs: list[TaskSpec]) -> dict[str, str]:
+        """Create every task; return downstream ids by idempotency key."""
+        ...

@@ -1,6 +1,7 @@
 """The item ledger: one row per thing an event was meant to produce, with its outcome."""
 
 from django.db import models
+from django.utils import timezone
 
 from webhooks_app.errors import FailureKind, ProcessingError
 from webhooks_app.models.events import WebhookEvent
@@ -44,21 +45,41 @@ class EventItem(models.Model):
     def recoverable(self) -> bool:
         return self.status == ItemStatus.FAILED and self.failure_kind != FailureKind.PERMANENT
 
-    def mark_succeeded(self, *, downstream_id: str, assignee: str) -> None:
+    # Fields an outcome changes.
+    OUTCOME_FIELDS = (
+        "status",
+        "downstream_id",
+        "assignee",
+        "error",
+        "error_code",
+        "failure_kind",
+        "attempts",
+        "updated_at",
+    )
+
+    def apply_success(self, *, downstream_id: str, assignee: str) -> None:
         self.status = ItemStatus.SUCCEEDED
         self.downstream_id = downstream_id
         self.assignee = assignee
         self.error = self.error_code = self.failure_kind = ""
         self.attempts += 1
-        self.save()
+        self.updated_at = timezone.now()
 
-    def mark_failed(self, error: ProcessingError) -> None:
+    def apply_failure(self, error: ProcessingError) -> None:
         self.status = ItemStatus.FAILED
         self.error = error.message
         self.error_code = error.code
         self.failure_kind = error.kind
         self.attempts += 1
-        self.save()
+        self.updated_at = timezone.now()
+
+    def mark_succeeded(self, *, downstream_id: str, assignee: str) -> None:
+        self.apply_success(downstream_id=downstream_id, assignee=assignee)
+        self.save(update_fields=self.OUTCOME_FIELDS)
+
+    def mark_failed(self, error: ProcessingError) -> None:
+        self.apply_failure(error)
+        self.save(update_fields=self.OUTCOME_FIELDS)
 
     def failure_detail(self) -> dict[str, object]:
         return {

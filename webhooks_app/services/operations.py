@@ -44,7 +44,7 @@ def _audit(event: WebhookEvent, kind: str, actor: Actor, note: str, status_befor
     return OperatorAction.objects.create(
         event=event,
         kind=kind,
-        actor=user,
+        actor_id=user.pk if user is not None else None,
         actor_label=actor.label,
         via=actor.via,
         note=note,
