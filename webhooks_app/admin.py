@@ -1,23 +1,56 @@
-"""Admin pages. Events and their ledger are read-only here: people act on them through the
-explicit actions of the ops workflow, never by editing rows."""
+"""Admin pages. Events and their ledger are read-only: people act on events only through the
+audited operations (webhooks_app.services.operations), from the event's page or in bulk from
+the list, each after a confirmation that says what will happen to which events and items."""
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+from webhooks_app.errors import ErrorCode, FailureKind, failure_kind
+from webhooks_app.handlers import ANY_EVENT_TYPE, registered
 from webhooks_app.models import (
     AssigneeRule,
     EventItem,
+    EventStatus,
+    ItemStatus,
     LocalTask,
+    OperatorAction,
+    OperatorActionKind,
     Organization,
     ProcessingAttempt,
     Source,
     TaskTemplate,
     WebhookEvent,
 )
+from webhooks_app.services.operations import (
+    RESOLVABLE,
+    RETRYABLE,
+    Actor,
+    OperationError,
+    event_resolve,
+    event_retry_failed,
+)
+
+# A bulk act lists every event and item on its confirmation page; more than this is a filter
+# that should be narrowed first.
+MAX_BULK_EVENTS = 200
 
 
 class ReadOnlyMixin:
@@ -31,8 +64,228 @@ class ReadOnlyMixin:
         return False
 
 
+class EstimatedCountPaginator(Paginator[Any]):
+    """An exact COUNT(*) over a million rows on every page view is what makes admin lists slow.
+    Unfiltered on PostgreSQL the planner's estimate (pg_class.reltuples, kept fresh by
+    autovacuum) stands in once the table is big; otherwise rows are counted up to CAP only."""
+
+    CAP = 10_000
+    estimated = False
+    capped = False
+
+    @cached_property
+    def count(self) -> int:
+        objects: Any = self.object_list
+        if not isinstance(objects, QuerySet):
+            return len(objects)
+        if not objects.query.where and connection.vendor == "postgresql":
+            estimate = _table_row_estimate(objects.model._meta.db_table)
+            if estimate > self.CAP:
+                self.estimated = True
+                return estimate
+        counted = objects.order_by().values("pk")[: self.CAP + 1].count()
+        if counted > self.CAP:
+            self.capped = True
+            return self.CAP
+        return counted
+
+
+def _table_row_estimate(table: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table])
+        row = cursor.fetchone()
+    # -1 until the table is first analyzed.
+    return max(0, int(row[0])) if row and row[0] is not None else 0
+
+
+# --- Filters ------------------------------------------------------------------------------------
+
+
+class ErrorCodeFilter(admin.SimpleListFilter):
+    """Events with the code on any ledger item, or as the event's own last error (failures
+    with no items, such as a payload that failed validation)."""
+
+    title = "error code"
+    parameter_name = "error_code"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(code.value, code.value) for code in ErrorCode]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        code = self.value()
+        if not code:
+            return queryset
+        in_ledger = EventItem.objects.filter(event=OuterRef("pk"), error_code=code)
+        return queryset.filter(Q(last_error_code=code) | Exists(in_ledger))
+
+
+class ReceivedFilter(admin.SimpleListFilter):
+    title = "received"
+    parameter_name = "received"
+    WINDOWS = {
+        "today": ("Today", None),
+        "24h": ("Last 24 hours", timedelta(hours=24)),
+        "7d": ("Last 7 days", timedelta(days=7)),
+        "30d": ("Last 30 days", timedelta(days=30)),
+    }
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(key, label) for key, (label, _) in self.WINDOWS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value not in self.WINDOWS:
+            return queryset
+        now = timezone.now()
+        window = self.WINDOWS[value][1]
+        since = now - window if window else timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+        return queryset.filter(received_at__gte=since)
+
+
+class EventTypeFilter(admin.SimpleListFilter):
+    """The event types there are handlers or templates for. Not SELECT DISTINCT over the events
+    table, which reads every row on each page view."""
+
+    title = "event type"
+    parameter_name = "event_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        types = {event_type for (_kind, event_type) in registered() if event_type != ANY_EVENT_TYPE}
+        types.update(TaskTemplate.objects.values_list("trigger_event_type", flat=True).distinct())
+        return [(t, t) for t in sorted(types)]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(event_type=value) if value else queryset
+
+
+# --- What an act will do ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventPlan:
+    """What one act does to one event, shown before it is done."""
+
+    event: WebhookEvent
+    applies: bool
+    reason: str = ""
+    # Items not (yet) succeeded: re-run by a retry; left as they are by a resolution.
+    open_items: tuple[EventItem, ...] = ()
+    kept_items: int = 0
+
+
+def _plan(event: WebhookEvent, items: list[EventItem], act: "Act") -> EventPlan:
+    # Mirrors the checks of the operations, which decide again when the act runs.
+    if event.status not in act.statuses:
+        return EventPlan(event, False, f"{event.get_status_display().lower()}: nothing to {act.verb}")
+    open_items = tuple(i for i in items if i.status != ItemStatus.SUCCEEDED)
+    if act.reruns_items and items and not open_items:
+        return EventPlan(event, False, "every item already succeeded")
+    return EventPlan(event, True, open_items=open_items, kept_items=len(items) - len(open_items))
+
+
+@dataclass(frozen=True)
+class Act:
+    name: str
+    title: str
+    permission: str  # codename in webhooks_app
+    verb: str
+    statuses: tuple[str, ...]
+    reruns_items: bool
+    needs_note: bool
+    button: str
+    run: Callable[..., OperatorAction]
+
+    def plan(self, event: WebhookEvent, items: list[EventItem]) -> EventPlan:
+        return _plan(event, items, self)
+
+
+ACTS = {
+    act.name: act
+    for act in (
+        Act(
+            name="retry_failed_items",
+            title="Retry failed items now",
+            permission="retry_event",
+            verb="retry",
+            statuses=RETRYABLE,
+            reruns_items=True,
+            needs_note=False,
+            button="Retry failed items",
+            run=event_retry_failed,
+        ),
+        Act(
+            name="requeue_dead_letters",
+            title="Requeue dead letters",
+            permission="retry_event",
+            verb="requeue",
+            statuses=(EventStatus.DEAD_LETTER,),
+            reruns_items=True,
+            needs_note=False,
+            button="Requeue",
+            run=event_retry_failed,
+        ),
+        Act(
+            name="mark_resolved",
+            title="Mark manually resolved",
+            permission="resolve_event",
+            verb="resolve",
+            statuses=RESOLVABLE,
+            reruns_items=False,
+            needs_note=True,
+            button="Mark resolved",
+            run=event_resolve,
+        ),
+    )
+}
+
+
+def plans_for(act: Act, events: list[WebhookEvent]) -> list[EventPlan]:
+    items: dict[Any, list[EventItem]] = {event.pk: [] for event in events}
+    for item in EventItem.objects.filter(event__in=events).order_by("event_id", "number"):
+        items[item.event_id].append(item)
+    return [act.plan(event, items[event.pk]) for event in events]
+
+
+@dataclass(frozen=True)
+class FailureRow:
+    number: Any
+    title: str
+    error: str
+    code: str
+    kind: str
+
+    @property
+    def recoverable(self) -> bool:
+        return self.kind != FailureKind.PERMANENT
+
+
+def failure_rows(event: WebhookEvent, items: list[EventItem]) -> list[FailureRow]:
+    """The seed's failure_details, with whether each failure can be retried (from the ledger)."""
+    by_number = {item.number: item for item in items}
+    rows = []
+    for detail in event.failure_details or []:
+        code = str(detail.get("error_code") or "")
+        item = by_number.get(detail.get("task_number"))
+        kind = (item.failure_kind if item is not None else "") or failure_kind(code)
+        rows.append(
+            FailureRow(
+                number=detail.get("task_number"),
+                title=str(detail.get("task_title", "")),
+                error=str(detail.get("error", "")),
+                code=code,
+                kind=kind,
+            )
+        )
+    return rows
+
+
+# --- Event admin --------------------------------------------------------------------------------
+
+
 class EventItemInline(ReadOnlyMixin, admin.TabularInline[EventItem, WebhookEvent]):
     model = EventItem
+    verbose_name_plural = "Item ledger"
     fields = readonly_fields = (
         "number",
         "title",
@@ -49,39 +302,82 @@ class EventItemInline(ReadOnlyMixin, admin.TabularInline[EventItem, WebhookEvent
 
 class ProcessingAttemptInline(ReadOnlyMixin, admin.TabularInline[ProcessingAttempt, WebhookEvent]):
     model = ProcessingAttempt
+    verbose_name_plural = "Processing attempts"
     fields = readonly_fields = (
         "number",
         "outcome",
         "started_at",
         "duration_ms",
         "worker",
-        "task_id",
         "error_code",
         "error",
     )
     extra = 0
 
 
+class OperatorActionInline(ReadOnlyMixin, admin.TabularInline[OperatorAction, WebhookEvent]):
+    model = OperatorAction
+    verbose_name_plural = "History: what people did"
+    fields = readonly_fields = ("created_at", "actor_label", "via", "kind", "status_before", "note")
+    extra = 0
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin[WebhookEvent]):
+    change_list_template = "admin/webhooks_app/webhookevent/change_list.html"
+    change_form_template = "admin/webhooks_app/webhookevent/change_form.html"
     list_display = [
-        "received_at",
+        "received",
         "source",
         "event_type",
         "entity_id",
-        "status",
+        "status_badge",
         "action",
-        "tasks_created",
-        "tasks_failed",
+        "tasks",
         "attempts",
         "last_error_code",
     ]
-    list_filter = ["status", "action", "source", "event_type", "received_at"]
+    list_filter = ["status", "action", "source", EventTypeFilter, ErrorCodeFilter, ReceivedFilter]
     search_fields = ["=idempotency_key", "=entity_id", "last_error"]
+    search_help_text = "Exact idempotency key or entity id, or words of the last error."
     list_select_related = ["source"]
-    date_hierarchy = "received_at"
-    inlines = [EventItemInline, ProcessingAttemptInline]
-    fields = readonly_fields = (
+    list_per_page = 50
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    # Facet counts are one COUNT per filter choice over the whole table.
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["retry_failed_items", "requeue_dead_letters", "mark_resolved"]
+    inlines = [EventItemInline, ProcessingAttemptInline, OperatorActionInline]
+    # Status, counts and failure details head the page (change_form.html); these are the rest.
+    fieldsets = [
+        (
+            "Outcome",
+            {"fields": [("status", "success", "action"), ("tasks_created", "tasks_failed", "last_error_code")]},
+        ),
+        (
+            "Event",
+            {
+                "fields": [
+                    "id",
+                    ("organization", "source"),
+                    ("event_type", "entity_id"),
+                    "idempotency_key",
+                    "received_at",
+                ]
+            },
+        ),
+        (
+            "Attempts",
+            {
+                "fields": [
+                    ("attempts", "round_attempts", "max_attempts", "recoverable_rounds"),
+                    ("last_attempt_at", "next_retry_at", "completed_at"),
+                    "last_error",
+                ]
+            },
+        ),
+    ]
+    readonly_fields = [
         "id",
         "organization",
         "source",
@@ -94,6 +390,7 @@ class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin[WebhookEvent]):
         "tasks_created",
         "tasks_failed",
         "attempts",
+        "round_attempts",
         "max_attempts",
         "recoverable_rounds",
         "last_attempt_at",
@@ -101,23 +398,187 @@ class WebhookEventAdmin(ReadOnlyMixin, admin.ModelAdmin[WebhookEvent]):
         "completed_at",
         "last_error_code",
         "last_error",
-        "pretty_failure_details",
-        "pretty_payload",
-        "pretty_headers",
         "received_at",
-    )
+    ]
 
-    @admin.display(description="failure details")
-    def pretty_failure_details(self, obj: WebhookEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.failure_details, indent=2))
+    @admin.display(description="received", ordering="received_at")
+    def received(self, obj: WebhookEvent) -> str:
+        return date_format(timezone.localtime(obj.received_at), "M j, H:i")
 
-    @admin.display(description="payload")
-    def pretty_payload(self, obj: WebhookEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+    @admin.display(description="tasks created / failed", ordering="tasks_failed")
+    def tasks(self, obj: WebhookEvent) -> str:
+        if not obj.tasks_failed:
+            return format_html("{} / 0", obj.tasks_created)
+        return format_html('{} / <strong class="mh-no">{}</strong>', obj.tasks_created, obj.tasks_failed)
 
-    @admin.display(description="verified headers")
-    def pretty_headers(self, obj: WebhookEvent) -> str:
-        return format_html("<pre>{}</pre>", json.dumps(obj.headers, indent=2, sort_keys=True))
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: WebhookEvent) -> str:
+        return format_html('<span class="mh-badge mh-{}">{}</span>', obj.status, obj.get_status_display())
+
+    # --- permissions of the acts (admin.action(permissions=[...]) calls has_<name>_permission)
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webhooks_app.retry_event")
+
+    def has_resolve_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("webhooks_app.resolve_event")
+
+    def _may(self, request: HttpRequest, act: Act) -> bool:
+        return request.user.has_perm(f"webhooks_app.{act.permission}")
+
+    # --- bulk acts from the list
+
+    @admin.action(description="Retry failed items now…", permissions=["retry"])
+    def retry_failed_items(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> HttpResponse | None:
+        return self._bulk(request, queryset, ACTS["retry_failed_items"])
+
+    @admin.action(description="Requeue dead letters…", permissions=["retry"])
+    def requeue_dead_letters(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> HttpResponse | None:
+        return self._bulk(request, queryset, ACTS["requeue_dead_letters"])
+
+    @admin.action(description="Mark manually resolved…", permissions=["resolve"])
+    def mark_resolved(self, request: HttpRequest, queryset: QuerySet[WebhookEvent]) -> HttpResponse | None:
+        return self._bulk(request, queryset, ACTS["mark_resolved"])
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Django drops an action the user may not run and answers 200 "no action selected";
+        # a posted act without its permission is refused outright instead.
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                if name in ACTS and not self._may(request, ACTS[name]):
+                    raise PermissionDenied
+        return super().changelist_view(request, extra_context)
+
+    def _bulk(self, request: HttpRequest, queryset: QuerySet[WebhookEvent], act: Act) -> HttpResponse | None:
+        events = list(queryset.select_related("source").order_by("-received_at")[: MAX_BULK_EVENTS + 1])
+        if len(events) > MAX_BULK_EVENTS:
+            self.message_user(
+                request, f"Select at most {MAX_BULK_EVENTS} events at once; narrow the filter first.", messages.ERROR
+            )
+            return None
+        plans = plans_for(act, events)
+        note = request.POST.get("note", "").strip()
+        error = ""
+        if request.POST.get("confirm") == "yes":
+            if act.needs_note and not note:
+                error = "A note is required: say what you did about these events."
+            else:
+                self._run(request, act, [p for p in plans if p.applies], note)
+                return None
+        return self._confirmation(request, act, plans, note=note, error=error, bulk=True)
+
+    def _run(self, request: HttpRequest, act: Act, plans: list[EventPlan], note: str) -> None:
+        actor = Actor.from_user(request.user, via="admin")
+        done, refused = 0, []
+        for plan in plans:
+            try:
+                act.run(event_id=plan.event.pk, actor=actor, note=note)
+            except OperationError as exc:  # the event changed since the confirmation page
+                refused.append(f"{plan.event.pk}: {exc}")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"{act.title}: done for {done} event(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not done: " + "; ".join(refused), messages.WARNING)
+        if not done and not refused:
+            self.message_user(request, f"{act.title}: none of the selected events applies.", messages.WARNING)
+
+    def _confirmation(
+        self, request: HttpRequest, act: Act, plans: list[EventPlan], *, note: str, error: str, bulk: bool
+    ) -> TemplateResponse:
+        applies = [p for p in plans if p.applies]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": f"{act.title}?",
+            "act": act,
+            "plans": plans,
+            "applies_count": len(applies),
+            "open_items_count": sum(len(p.open_items) for p in applies),
+            "kept_items_count": sum(p.kept_items for p in applies),
+            "note": note,
+            "error": error,
+            "bulk": bulk,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "back_url": request.get_full_path()
+            if bulk
+            else reverse("admin:webhooks_app_webhookevent_change", args=[plans[0].event.pk]),
+        }
+        return TemplateResponse(request, "admin/webhooks_app/webhookevent/act_confirmation.html", context)
+
+    # --- acts on one event (buttons on its page)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.act_view)
+        act_url = path("<path:object_id>/act/<str:act_name>/", view, name="webhooks_app_webhookevent_act")
+        return [act_url, *super().get_urls()]
+
+    def act_view(self, request: HttpRequest, object_id: str, act_name: str) -> HttpResponse:
+        act = ACTS.get(act_name)
+        if act is None:
+            raise Http404("no such act")
+        if not self._may(request, act):
+            raise PermissionDenied
+        event = self.get_object(request, unquote(object_id))
+        if event is None or not self.has_view_permission(request, event):
+            raise Http404("no such event")
+        note = request.POST.get("note", "").strip()
+        error = ""
+        if request.method == "POST" and request.POST.get("confirm") == "yes":
+            if act.needs_note and not note:
+                error = "A note is required: say what you did about this event."
+            else:
+                try:
+                    act.run(event_id=event.pk, actor=Actor.from_user(request.user, via="admin"), note=note)
+                except OperationError as exc:
+                    self.message_user(request, f"{act.title}: {exc}", messages.ERROR)
+                else:
+                    self.message_user(request, f"{act.title}: done.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:webhooks_app_webhookevent_change", args=[event.pk]))
+        return self._confirmation(request, act, plans_for(act, [event]), note=note, error=error, bulk=False)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        event = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if event is not None:
+            context.update(self._event_page_context(request, event))
+        return super().change_view(request, object_id, form_url, context)
+
+    def _event_page_context(self, request: HttpRequest, event: WebhookEvent) -> dict[str, Any]:
+        items = list(event.items.order_by("number"))
+        retry = ACTS["retry_failed_items"]
+        resolve = ACTS["mark_resolved"]
+        return {
+            "failure_rows": failure_rows(event, items),
+            "retry_plan": retry.plan(event, items),
+            "resolve_plan": resolve.plan(event, items),
+            "may_retry": self._may(request, retry),
+            "may_resolve": self._may(request, resolve),
+            "resolution": event.operator_actions.filter(kind=OperatorActionKind.RESOLVE).first()
+            if event.status == EventStatus.MANUALLY_RESOLVED
+            else None,
+            "payload_pretty": json.dumps(event.payload, indent=2, sort_keys=True),
+            "headers_pretty": json.dumps(event.headers, indent=2, sort_keys=True),
+        }
+
+
+@admin.register(OperatorAction)
+class OperatorActionAdmin(ReadOnlyMixin, admin.ModelAdmin[OperatorAction]):
+    """Everything people did to events, across events: who retried or resolved what, and why."""
+
+    list_display = ["created_at", "actor_label", "via", "kind", "event_link", "status_before", "note"]
+    list_filter = ["kind", "via"]
+    search_fields = ["actor_label", "note"]
+    list_select_related = ["event"]
+    show_full_result_count = False
+
+    @admin.display(description="event")
+    def event_link(self, obj: OperatorAction) -> str:
+        url = reverse("admin:webhooks_app_webhookevent_change", args=[obj.event_id])
+        return format_html('<a href="{}">{}</a>', url, obj.event)
 
 
 @admin.register(Organization)
@@ -142,6 +603,7 @@ class TaskTemplateAdmin(admin.ModelAdmin[TaskTemplate]):
 class AssigneeRuleAdmin(admin.ModelAdmin[AssigneeRule]):
     list_display = ["organization", "role", "location", "assignee"]
     list_filter = ["organization", "role"]
+    search_fields = ["location", "assignee"]
 
 
 @admin.register(LocalTask)

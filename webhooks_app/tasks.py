@@ -42,7 +42,12 @@ def send_dead_letter_alert(self: Task[[str], None], event_id: str) -> None:
     )
     url = settings.MENDHOOK_ALERT_WEBHOOK_URL
     if not url:
-        logger.error("ALERT %s", text)
+        # The dead letter itself is already an error record; this line is only the alert.
+        logger.error(
+            "ALERT %s",
+            text,
+            extra={"event_id": str(event.id), "organization_id": event.organization_id, "error_record": False},
+        )
         return
     response = httpx.post(url, json={"text": text, "event_id": str(event.id)}, timeout=10)
     response.raise_for_status()

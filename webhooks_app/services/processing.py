@@ -86,9 +86,33 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
         try:
             result = handler(event)
         except ProcessingError as error:
+            logger.warning(
+                "event %s failed: [%s] %s",
+                event_id,
+                error.code,
+                error.message,
+                extra={
+                    "event_id": str(event_id),
+                    "organization_id": event.organization_id,
+                    "error_code": error.code,
+                    "function": "webhooks_app.tasks.process_event",
+                    "action": "run_handler",
+                },
+            )
             event_error = error
         except Exception as exc:
-            logger.exception("handler crashed on event %s", event_id)
+            logger.exception(
+                "handler crashed on event %s",
+                event_id,
+                extra={
+                    "event_id": str(event_id),
+                    "organization_id": event.organization_id,
+                    "error_code": ErrorCode.INTERNAL,
+                    "function": "webhooks_app.tasks.process_event",
+                    "action": "run_handler",
+                    "request_payload": event.payload,
+                },
+            )
             event_error = ProcessingError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
     return _event_finish(event, attempt, result, event_error, task_id)
 
@@ -141,10 +165,39 @@ def _event_finish(
         )
         if not still_ours:
             attempt.finish(outcome=AttemptOutcome.CLAIM_LOST, now=now)
-            logger.warning("event %s was taken over before attempt %s finished", event.id, attempt.number)
+            logger.warning(
+                "event %s was taken over before attempt %s finished",
+                event.id,
+                attempt.number,
+                extra={
+                    "event_id": str(event.id),
+                    "organization_id": event.organization_id,
+                    "function": "webhooks_app.tasks.process_event",
+                    "action": "record_outcome",
+                },
+            )
             return None
         attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
 
+    for item in failed:
+        if item.status == ItemStatus.FAILED:
+            # One line per failed item, after the outcome committed: each counts in the error
+            # record group of its code and message (ops_app), so a storm is one row.
+            logger.warning(
+                "[%s] %s (item #%s of event %s)",
+                item.error_code,
+                item.error,
+                item.number,
+                event.id,
+                extra={
+                    "event_id": str(event.id),
+                    "organization_id": event.organization_id,
+                    "error_code": item.error_code,
+                    "function": "webhooks_app.tasks.process_event",
+                    "action": "create_item",
+                    "request_payload": {"item": item.number, "title": item.title, "role": item.assignee_role},
+                },
+            )
     _after_commit(event, decision, last_error, last_code)
     return decision.status
 
@@ -173,9 +226,25 @@ def _after_commit(event: WebhookEvent, decision: Decision, last_error: str, last
             event.attempts,
             last_code,
             last_error,
-            extra={"event_id": str(event.id), "error_code": last_code, "source": event.source.slug},
+            extra={
+                "event_id": str(event.id),
+                "organization_id": event.organization_id,
+                "error_code": last_code,
+                "source": event.source.slug,
+                "function": "webhooks_app.tasks.process_event",
+                "action": "dead_letter",
+            },
         )
         try:
             send_dead_letter_alert.apply_async(args=(str(event.id),), retry=False)
         except Exception:
-            logger.exception("could not queue the dead-letter alert for event %s", event.id)
+            logger.exception(
+                "could not queue the dead-letter alert for event %s",
+                event.id,
+                extra={
+                    "event_id": str(event.id),
+                    "organization_id": event.organization_id,
+                    "function": "webhooks_app.tasks.process_event",
+                    "action": "queue_alert",
+                },
+            )

@@ -1,0 +1,197 @@
+"""The ops dashboard on the admin home: what needs a human now (each count a link to the list
+that shows it), and the seed's two monitoring queries as charts drawn on the server (inline
+SVG and CSS bars: no script, no network)."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+from urllib.parse import urlencode
+
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
+
+from ops_app import selectors
+from webhooks_app.models import EventAction, EventStatus
+
+EVENTS_URL = "admin:webhooks_app_webhookevent_changelist"
+ERRORS_URL = "admin:ops_app_errorrecord_changelist"
+
+
+def _url(name: str, **params: str) -> str:
+    return f"{reverse(name)}?{urlencode(params)}" if params else reverse(name)
+
+
+class PermissionHolder(Protocol):
+    def has_perm(self, perm: str, obj: Any = None) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Card:
+    key: str
+    label: str
+    count: int
+    url: str
+    hint: str
+    tone: str  # a badge class: partial_failure, dead_letter, critical, ...
+
+
+@dataclass(frozen=True)
+class DayBar:
+    x: float
+    width: float
+    open_y: float
+    open_height: float
+    resolved_y: float
+    resolved_height: float
+    title: str
+    url: str
+
+
+@dataclass(frozen=True)
+class DailyChart:
+    width: int
+    height: int
+    plot_left: int
+    plot_right: int
+    plot_top: int
+    plot_bottom: int
+    bars: list[DayBar]
+    gridlines: list[tuple[float, int]]
+    x_labels: list[tuple[float, str]]
+    total: int
+
+    @property
+    def plot_height(self) -> int:
+        return self.plot_bottom - self.plot_top
+
+
+@dataclass(frozen=True)
+class CodeBar:
+    code: str
+    label: str
+    failed_items: int
+    events: int
+    percent: float
+    url: str
+
+
+def nice_ceiling(value: int) -> int:
+    """A round axis maximum at least value, whose half is a whole number too (the middle line)."""
+    if value <= 4:
+        return 4
+    power: int = 10 ** (len(str(value)) - 1)
+    for step in (1, 2, 4, 6, 8, 10):
+        if step * power >= value and (step * power) % 2 == 0:
+            return step * power
+    return 10 * power
+
+
+def daily_chart(days: list[selectors.DailyPartialFailures], *, width: int = 640, height: int = 190) -> DailyChart:
+    # Margins leave room for the axis values on the left and today's date under the last bar.
+    plot_left, plot_right, plot_top, plot_bottom = 34, width - 20, 8, height - 24
+    top = nice_ceiling(max((d.total for d in days), default=0))
+    scale = (plot_bottom - plot_top) / top
+    slot = (plot_right - plot_left) / max(1, len(days))
+    bars = []
+    for index, day in enumerate(days):
+        open_height = day.open * scale
+        resolved_height = day.resolved * scale
+        bars.append(
+            DayBar(
+                x=round(plot_left + index * slot + slot * 0.15, 2),
+                width=round(slot * 0.7, 2),
+                open_y=round(plot_bottom - open_height, 2),
+                open_height=round(open_height, 2),
+                resolved_y=round(plot_bottom - open_height - resolved_height, 2),
+                resolved_height=round(resolved_height, 2),
+                title=f"{day.day:%b %-d}: {day.open} open, {day.resolved} resolved, {day.failed_tasks} failed tasks",
+                url=_url(
+                    EVENTS_URL,
+                    action__exact=EventAction.PARTIAL_FAILURE,
+                    received_at__date=day.day.isoformat(),
+                ),
+            )
+        )
+    gridlines = [(round(plot_bottom - v * scale, 2), v) for v in (0, top // 2, top)]
+    x_labels = [
+        (round(plot_left + i * slot + slot / 2, 2), f"{day.day:%b %-d}")
+        for i, day in enumerate(days)
+        if (len(days) - 1 - i) % 7 == 0  # weekly, ending on today
+    ]
+    return DailyChart(
+        width=width,
+        height=height,
+        plot_left=plot_left,
+        plot_right=plot_right,
+        plot_top=plot_top,
+        plot_bottom=plot_bottom,
+        bars=bars,
+        gridlines=gridlines,
+        x_labels=x_labels,
+        total=sum(d.total for d in days),
+    )
+
+
+def code_bars(codes: list[selectors.ErrorCodeCount]) -> list[CodeBar]:
+    top = max((c.failed_items for c in codes), default=0) or 1
+    return [
+        CodeBar(
+            code=c.code,
+            label=c.label,
+            failed_items=c.failed_items,
+            events=c.events,
+            percent=round(100 * c.failed_items / top, 1),
+            url=_url(EVENTS_URL, error_code=c.code, action__exact=EventAction.PARTIAL_FAILURE, received="7d"),
+        )
+        for c in codes
+    ]
+
+
+def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any]:
+    """Everything the dashboard shows, limited to what the user may see."""
+    sees_events = user.has_perm("webhooks_app.view_webhookevent")
+    sees_errors = user.has_perm("ops_app.view_errorrecord")
+    if not (sees_events or sees_errors):
+        return {"visible": False}
+    counts = selectors.attention_counts(now=now)
+    cards = []
+    if sees_events:
+        cards += [
+            Card(
+                "partial_failures",
+                "Partial failures",
+                counts.partial_failures,
+                _url(EVENTS_URL, action__exact=EventAction.PARTIAL_FAILURE, received="7d"),
+                f"last {selectors.ATTENTION_DAYS} days, not yet resolved or healed",
+                "partial_failure",
+            ),
+            Card(
+                "dead_letters",
+                "Dead letters",
+                counts.dead_letters,
+                _url(EVENTS_URL, status__exact=EventStatus.DEAD_LETTER),
+                "gave up after every retry",
+                "dead_letter",
+            ),
+        ]
+    if sees_errors:
+        cards.append(
+            Card(
+                "critical_errors",
+                "Critical errors",
+                counts.critical_errors,
+                _url(ERRORS_URL, resolved__exact="0", severity__exact="critical"),
+                f"unresolved · {counts.unresolved_errors} error group{pluralize(counts.unresolved_errors)} open",
+                "critical",
+            )
+        )
+    context: dict[str, Any] = {"visible": True, "cards": cards, "counts": counts}
+    if sees_events:
+        context["daily"] = daily_chart(selectors.daily_partial_failures(now=now))
+        context["codes"] = code_bars(selectors.top_error_codes(now=now))
+        context["codes_days"] = selectors.ATTENTION_DAYS
+        context["retry_scheduled_url"] = _url(EVENTS_URL, status__exact=EventStatus.RETRY_SCHEDULED)
+    if sees_errors:
+        context["error_groups"] = selectors.error_groups_unresolved()
+        context["errors_url"] = _url(ERRORS_URL, resolved__exact="0")
+    return context

@@ -1,0 +1,162 @@
+"""The ops dashboard on the admin home: what needs a human now, each count a link to exactly
+those events, and the seed's two monitoring queries drawn without any network access."""
+
+import re
+from datetime import timedelta
+from html import unescape
+
+import pytest
+from django.utils import timezone
+
+from ops_app import selectors
+from ops_app.dashboard import daily_chart, nice_ceiling
+from ops_app.errors import record_error
+from ops_app.models import ErrorRecord
+from tests.test_admin_events import event_with_ledger, listed_ids, login, make_user, ops_staff_group_ensure
+from tests.test_beat_jobs import make_event
+from webhooks_app.errors import FailureKind
+from webhooks_app.models import EventAction, EventStatus, WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def days_ago(days: float):
+    return timezone.now() - timedelta(days=days)
+
+
+@pytest.fixture
+def history(source):
+    """Two weeks of events: what each count and chart should and should not include."""
+    events = {
+        "partial_recent": event_with_ledger(source, received_at=days_ago(1)),
+        "partial_waiting": event_with_ledger(source, status=EventStatus.RETRY_SCHEDULED, received_at=days_ago(2)),
+        "partial_two_codes": event_with_ledger(
+            source, failed=(2, 6), code="ERR_CLIO_API_FAILED", kind=FailureKind.TRANSIENT, received_at=days_ago(3)
+        ),
+        "partial_old": event_with_ledger(source, received_at=days_ago(9)),
+        # A partial failure a person resolved: its failed item stays in the ledger.
+        "resolved": event_with_ledger(source, status=EventStatus.MANUALLY_RESOLVED, received_at=days_ago(1)),
+        "dead_old": make_event(source, status=EventStatus.DEAD_LETTER, received_at=days_ago(20)),
+        "succeeded": event_with_ledger(source, failed=(), status=EventStatus.SUCCEEDED, received_at=days_ago(1)),
+    }
+    WebhookEvent.objects.filter(pk=events["resolved"].pk).update(action=EventAction.MANUALLY_RESOLVED, success=True)
+    return events
+
+
+def test_attention_counts_follow_the_seed_query_dead_letters_and_critical_errors(history):
+    record_error(function="t", message="critical one", severity="critical")
+    record_error(function="t", message="just a warning", severity="warning")
+
+    counts = selectors.attention_counts(now=timezone.now())
+
+    assert (counts.partial_failures, counts.dead_letters, counts.critical_errors, counts.unresolved_errors) == (
+        3,
+        1,
+        1,
+        2,
+    )
+    assert counts.retry_scheduled == 1
+
+
+def test_daily_partial_failures_cover_thirty_days_and_tell_open_from_resolved(history):
+
+    days = selectors.daily_partial_failures(now=timezone.now())
+
+    assert len(days) == 30 and days[-1].day == timezone.now().date()
+    assert days == sorted(days, key=lambda d: d.day)
+    yesterday = {d.day: d for d in days}[days_ago(1).date()]
+    assert (yesterday.open, yesterday.resolved, yesterday.failed_tasks) == (1, 1, 2)
+    assert sum(d.open for d in days) == 4  # the 9-day-old one too; the dead letter has no items
+    assert sum(d.total for d in days) == 5
+
+
+def test_top_error_codes_count_failed_items_of_the_last_seven_days(history):
+    codes = selectors.top_error_codes(now=timezone.now())
+
+    assert [(c.code, c.failed_items, c.events) for c in codes] == [
+        ("ERR_ASSIGNEE_NO_CSC", 2, 2),
+        ("ERR_CLIO_API_FAILED", 2, 1),
+    ]
+    assert codes[0].label == "No CSC for the location"
+
+
+def test_unresolved_error_groups_come_most_severe_first():
+    record_error(function="a", message="w", severity="warning")
+    record_error(function="b", message="c", severity="critical")
+    record_error(function="c", message="e", severity="error")
+
+    assert [r.severity for r in selectors.error_groups_unresolved()] == ["critical", "error", "warning"]
+
+
+@pytest.fixture
+def ops(db):
+    return login(make_user("ops.anna", group=ops_staff_group_ensure()))
+
+
+def card(page: str, key: str) -> tuple[int, str]:
+    match = re.search(rf'href="([^"]+)" id="card-{key}">\s*<span class="mh-card-count">(\d+)</span>', page)
+    assert match, f"no {key} card"
+    return int(match.group(2)), unescape(match.group(1))
+
+
+def test_each_count_on_the_admin_home_links_to_a_list_of_exactly_those_events(ops, history):
+    page = ops.get("/admin/").content.decode()
+
+    count, url = card(page, "partial_failures")
+    listed = listed_ids(ops.get(url))
+    assert count == len(listed) == 3
+    assert listed == {str(history[k].pk) for k in ("partial_recent", "partial_waiting", "partial_two_codes")}
+
+    count, url = card(page, "dead_letters")
+    assert count == 1 and listed_ids(ops.get(url)) == {str(history["dead_old"].pk)}
+
+
+def test_the_critical_errors_count_links_to_the_unresolved_critical_groups(ops):
+    record_error(function="t", message="critical one", severity="critical")
+    record_error(function="t", message="critical two", severity="critical")
+    record_error(function="t", message="a warning", severity="warning")
+    resolved = ErrorRecord.objects.get(message="critical two")
+    ErrorRecord.objects.filter(pk=resolved.pk).update(resolved=True)
+
+    count, url = card(ops.get("/admin/").content.decode(), "critical_errors")
+    listing = ops.get(url).content.decode()
+
+    assert count == 1
+    assert "critical one" in listing and "critical two" not in listing and "a warning" not in listing
+
+
+def test_the_charts_are_drawn_on_the_server_and_link_to_the_events_behind_them(ops, history):
+    page = ops.get("/admin/").content.decode()
+
+    assert '<svg class="mh-svg"' in page and page.count('class="mh-bar-open"') == 4
+    assert "Most common failure codes" in page and "ERR_ASSIGNEE_NO_CSC" in page
+    # No script, stylesheet or image from anywhere but this server.
+    assert not re.search(r'(src|href)="(https?:)?//', page)
+    code_link = unescape(re.search(r'href="([^"]+)" class="mh-hbar"', page).group(1))
+    assert listed_ids(ops.get(code_link)) == {str(history["partial_recent"].pk), str(history["partial_waiting"].pk)}
+    bar_link = unescape(re.findall(r'<a href="([^"]+)">\s*<title>', page)[-2])  # yesterday
+    assert listed_ids(ops.get(bar_link)) == {str(history["partial_recent"].pk)}
+
+
+def test_staff_who_may_not_see_events_get_no_event_counts(db, history):
+    client = login(make_user("errors.only", perms=("ops_app.view_errorrecord",)))
+
+    page = client.get("/admin/").content.decode()
+
+    assert 'id="card-critical_errors"' in page
+    assert 'id="card-partial_failures"' not in page and 'class="mh-svg"' not in page
+
+
+def test_an_empty_week_says_all_clear(ops):
+    page = ops.get("/admin/").content.decode()
+
+    assert page.count("all clear") == 3
+    assert "No failed items in the last 7 days." in page
+
+
+def test_the_chart_axis_ends_on_a_round_number_above_the_busiest_day():
+    assert [nice_ceiling(v) for v in (0, 3, 5, 7, 10, 11, 36, 101, 4500)] == [4, 4, 6, 8, 10, 20, 40, 200, 6000]
+    days = selectors.daily_partial_failures(now=timezone.now())
+    chart = daily_chart(days)
+    assert len(chart.bars) == 30 and chart.total == 0
+    assert all(bar.open_height == 0 for bar in chart.bars)
