@@ -206,6 +206,60 @@ if SENTRY_DSN:
         send_default_pii=False,
     )
 
+# --- REST API (/api/v1/) ---------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # API keys for clients; staff sessions for the browsable API (ops_app/api/authentication.py).
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "ops_app.api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["ops_app.api.permissions.ApiAccess"],
+    "DEFAULT_THROTTLE_CLASSES": ["ops_app.api.throttling.ApiClientRateThrottle"],
+    # Per API key (or staff user); "read" for GETs, "write" for retries, resolutions and replays.
+    "DEFAULT_THROTTLE_RATES": {
+        "read": env.str("API_THROTTLE_READ_RATE", default="600/min"),
+        "write": env.str("API_THROTTLE_WRITE_RATE", default="60/min"),
+    },
+    "EXCEPTION_HANDLER": "ops_app.api.exceptions.api_exception_handler",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+SPECTACULAR_SETTINGS = {
+    "TITLE": "mendhook API",
+    "DESCRIPTION": (
+        "Delivery statistics, queue health, failures and acts on events for one organization. "
+        "Authenticate with `Authorization: Bearer <API key>`. Response fields follow the "
+        "webhook-metrics contract (camelCase); query parameters and request bodies are snake_case."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # The schema itself is public: it holds no data.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "ENUM_NAME_OVERRIDES": {
+        "EventStatusEnum": "webhooks_app.models.events.EventStatus",
+        "FailureStatusEnum": "webhooks_app.services.operations.RETRYABLE",
+        "ReplayStatusEnum": "webhooks_app.models.replays.ReplayStatus",
+    },
+}
+# Throttle counters and the cached worker snapshot of queue-health must be shared by every web
+# process, so they live in Redis ("api"); "default" stays Django's per-process default.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "api": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "mendhook:api",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+    },
+}
+# Replays (POST /api/v1/replays) hand events to the workers in batches at this rate at most.
+MENDHOOK_REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=50)
+MENDHOOK_REPLAY_EVENTS_PER_SECOND = env.float("REPLAY_EVENTS_PER_SECOND", default=10.0)

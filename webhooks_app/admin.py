@@ -23,6 +23,7 @@ from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 
+import webhooks_app.admin_api_keys  # noqa: F401 - registers the API key and replay admins
 from webhooks_app.errors import ErrorCode, FailureKind, failure_kind
 from webhooks_app.handlers import ANY_EVENT_TYPE, registered
 from webhooks_app.models import (

@@ -1,3 +1,34 @@
-from django.urls import URLPattern, URLResolver
+"""The REST API under /api/v1/: delivery stats, queue health, failures, acts on events, replays.
+The OpenAPI schema is at /api/schema/ (checked in as docs/openapi.yaml), Swagger UI at /api/docs/."""
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from django.urls import URLPattern, URLResolver, include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from ops_app.api import replay_views, schema, views
+from ops_app.api.exceptions import not_found
+
+# schema registers the API-key security scheme with drf-spectacular.
+__all__ = ["schema", "urlpatterns"]
+
+v1 = [
+    path("queue-health", views.QueueHealthView.as_view(), name="queue-health"),
+    path("delivery-stats", views.DeliveryStatsView.as_view(), name="delivery-stats"),
+    path("failures", views.FailuresView.as_view(), name="failures"),
+    path("dead-letters", views.DeadLettersView.as_view(), name="dead-letters"),
+    # str, not uuid: a malformed id must get the API's JSON 404, not Django's HTML one.
+    path("events/<str:id>", views.EventDetailView.as_view(), name="event-detail"),
+    path("events/<str:id>/retry", views.EventRetryView.as_view(), name="event-retry"),
+    path("events/<str:id>/resolve", views.EventResolveView.as_view(), name="event-resolve"),
+    path("replays", replay_views.ReplayCreateView.as_view(), name="replay-create"),
+    path("replays/<str:id>", replay_views.ReplayDetailView.as_view(), name="replay-detail"),
+    path("replays/<str:id>/cancel", replay_views.ReplayCancelView.as_view(), name="replay-cancel"),
+]
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("v1/", include((v1, "api"), namespace="v1")),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Log in here (or in the admin) to use the browsable API as a staff user.
+    path("auth/", include("rest_framework.urls")),
+    re_path(r"^(?P<path>.*)$", not_found),
+]

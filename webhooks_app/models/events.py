@@ -122,6 +122,26 @@ class WebhookEvent(models.Model):
             models.Index(fields=["next_retry_at"], condition=Q(status="retry_scheduled"), name="event_retry_due_idx"),
             # Used by the healer that hands out events whose worker died.
             models.Index(fields=["claimed_until"], condition=Q(status="processing"), name="event_claim_expiry_idx"),
+            # REST API (ops_app.stats, ops_app.queue_health): delivery stats are one index-only
+            # scan of an organization's window.
+            models.Index(
+                fields=["organization", "received_at", "status", "event_type", "source", "attempts"],
+                name="event_org_stats_idx",
+            ),
+            # Queue health: outcomes of the last 24 h, from the index alone.
+            models.Index(fields=["organization", "completed_at", "status"], name="event_org_completed_idx"),
+            # Queue health: waiting events and scheduled retries, a small share of all events.
+            models.Index(
+                fields=["organization", "status", "updated_at"],
+                condition=Q(status__in=["received", "queued", "retry_scheduled"]),
+                name="event_org_open_idx",
+            ),
+            # /failures and /dead-letters: newest failures first without walking every event.
+            models.Index(
+                fields=["organization", "-received_at"],
+                condition=Q(status__in=["partial_failure", "failed", "dead_letter", "retry_scheduled"]),
+                name="event_org_failures_idx",
+            ),
         ]
 
     def __str__(self) -> str:

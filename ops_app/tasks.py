@@ -1,0 +1,38 @@
+"""Celery tasks of the ops app (maintenance queue, see config.queues)."""
+
+import logging
+import uuid
+
+from celery import Task, shared_task
+from django.db import InterfaceError, OperationalError
+
+from ops_app import replays
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    # A database blip: the batch rolled back whole, so running it again is safe.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=5,
+    retry_backoff_max=120,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def run_replay(self: Task[[str], None], replay_id: str) -> None:
+    """One batch per message, then the next message after the rate's delay: a replay never
+    holds a maintenance worker while it waits, and beat's jobs on that queue keep running."""
+    try:
+        delay = replays.replay_run_batch(replay_id=uuid.UUID(replay_id))
+    except (OperationalError, InterfaceError):
+        raise
+    except Exception as exc:
+        logger.exception("replay %s failed", replay_id)
+        replays.replay_mark_failed(replay_id=uuid.UUID(replay_id), error=f"{type(exc).__name__}: {exc}")
+        raise
+    if delay is not None:
+        run_replay.apply_async(args=(replay_id,), countdown=delay)
