@@ -36,7 +36,7 @@ bench: venv
 # Re-resolve dependencies after editing pyproject.toml.
 lock:
 	$(PYTHON) -m venv /tmp/mendhook-uv && /tmp/mendhook-uv/bin/pip install --quiet uv
-	/tmp/mendhook-uv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
+	UV_CUSTOM_COMPILE_COMMAND="make lock" /tmp/mendhook-uv/bin/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements.lock
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

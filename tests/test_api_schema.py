@@ -129,3 +129,15 @@ def test_responses_about_real_objects_conform_to_the_schema(source, raw_key, wsg
     ]
     assert replay.status_code == 202
     assert [r.status_code for r in responses] == [200, 200, 200, 200, 200, 202, 200, 200, 200, 200, 409]
+
+
+def test_swagger_ui_is_served_without_any_cdn(client):
+    import re
+
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assets = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("swagger-ui" in a for a in assets)
+    assert not [a for a in assets if a.startswith(("http://", "https://", "//"))]
