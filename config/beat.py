@@ -16,6 +16,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 10.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 9.0},
     },
+    "resume-stalled-replays": {
+        "task": "ops_app.tasks.resume_stalled_replays",
+        "schedule": 60.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
+    },
     "heal-stuck-events": {
         "task": "webhooks_app.tasks.heal_stuck_events",
         "schedule": 60.0,

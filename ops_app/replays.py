@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -183,3 +183,24 @@ def replay_mark_failed(*, replay_id: uuid.UUID, error: str) -> None:
     Replay.objects.filter(id=replay_id, status__in=(ReplayStatus.PENDING, ReplayStatus.RUNNING)).update(
         status=ReplayStatus.FAILED, last_error=error[:2000], finished_at=timezone.now(), updated_at=timezone.now()
     )
+
+
+# A running replay whose row has not moved for this long lost its next-batch message (a broker
+# restart without persistence, a purge): beat hands it a new one.
+REPLAY_STALLED_SECONDS = 300
+
+
+def replays_stalled(*, now: datetime | None = None) -> list[uuid.UUID]:
+    """Active replays with no batch for REPLAY_STALLED_SECONDS (and far longer than their own
+    pace): their chain of batch messages is broken."""
+    now = now or timezone.now()
+    candidates = Replay.objects.filter(
+        status__in=(ReplayStatus.PENDING, ReplayStatus.RUNNING),
+        updated_at__lt=now - timedelta(seconds=REPLAY_STALLED_SECONDS),
+    )
+    return [
+        r.id
+        for r in candidates
+        # A slow pace (few events per second, big batches) is not a stall.
+        if (now - r.updated_at).total_seconds() > 3 * r.batch_size / max(r.events_per_second, 0.001)
+    ]

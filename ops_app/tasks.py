@@ -36,3 +36,14 @@ def run_replay(self: Task[[str], None], replay_id: str) -> None:
         raise
     if delay is not None:
         run_replay.apply_async(args=(replay_id,), countdown=delay)
+
+
+@shared_task(ignore_result=True)
+def resume_stalled_replays() -> int:
+    """Beat: give a replay whose next-batch message was lost a new one. A duplicate chain is
+    harmless: each batch holds the replay's row lock and advances its cursor exactly once."""
+    stalled = replays.replays_stalled()
+    for replay_id in stalled:
+        logger.warning("replay %s stalled; resuming it", replay_id)
+        run_replay.apply_async(args=(str(replay_id),))
+    return len(stalled)

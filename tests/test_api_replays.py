@@ -192,3 +192,20 @@ def test_a_replay_runs_on_the_real_worker_and_the_events_get_processed(worker, s
         timeout=30,
         message="the replayed events to succeed",
     )
+
+
+def test_beat_resumes_a_replay_whose_next_batch_message_was_lost(source, api, small_batches):
+    from ops_app.replays import REPLAY_STALLED_SECONDS, replays_stalled
+
+    for _ in range(3):
+        make_event(source, status=EventStatus.FAILED)
+    replay_id = api.post("replays", {"dry_run": False}).json()["id"]
+    assert replay_run_batch(replay_id=replay_id) is not None  # first batch done; next message "lost"
+    later = timezone.now() + timedelta(seconds=REPLAY_STALLED_SECONDS + 1)
+
+    assert replays_stalled() == []  # it just moved: not stalled
+    assert [str(r) for r in replays_stalled(now=later)] == [replay_id]
+
+    assert run_to_the_end(replay_id)[-1] is None
+    assert replays_stalled(now=later) == []  # completed replays are never resumed
+    assert Replay.objects.get(id=replay_id).done == 3

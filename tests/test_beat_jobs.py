@@ -108,6 +108,7 @@ def test_a_payload_without_a_matter_fails_permanently_with_validation_code(sourc
 def test_registered_tasks_and_beat_schedule_are_what_we_expect():
     ours = sorted(name for name in app.tasks if name.split(".")[0] in {"webhooks_app", "workflows_app", "ops_app"})
     assert ours == [
+        "ops_app.tasks.resume_stalled_replays",
         "ops_app.tasks.run_replay",
         "webhooks_app.tasks.dispatch_due_retries",
         "webhooks_app.tasks.heal_stuck_events",
