@@ -1,0 +1,131 @@
+"""`make bench` (python -m tests.bench): measure mendhook beside baselines from the same run.
+
+Exit status: 0 when every bar passes, 1 when a bar fails (the table is still printed), 2 when a
+check the figures depend on fails (e.g. broker messages != accepted events, LocalTask count !=
+10 x events) or the bench cannot run at all. See docs/performance.md.
+"""
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from tests.bench import infra
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=10_000, help="events end to end (and no-op tasks)")
+    parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per HTTP target")
+    parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per HTTP target")
+    parser.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
+    parser.add_argument("--intake-pool", type=int, default=30_000, help="presigned intake requests")
+    parser.add_argument("--only", choices=["intake", "e2e"], help="run one part")
+    return parser.parse_args(argv)
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def main(argv: Sequence[str]) -> int:
+    args = parse(argv)
+    urls = infra.configure_environment()
+    infra.database_create(urls["DATABASE_URL"])
+
+    import django
+
+    django.setup()
+    # httpx logs every readiness probe at INFO; the bench's own lines are enough.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from django.core.management import call_command
+
+    from tests.bench import phases, report
+
+    for line in report.machine():
+        log(line)
+    if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
+        log("WARNING: the machine is busy (load average above half the cores): expect lower, noisier figures")
+    log(f"database {urls['DATABASE_URL']}, broker {urls['REDIS_URL']}; migrating")
+    call_command("migrate", interactive=False, verbosity=0)
+    log(
+        f"gunicorn: {' '.join(infra.gunicorn_command()[1:])} ({infra.gunicorn_workers()} workers x "
+        f"{infra.gunicorn_threads()} threads, gthread); worker: {' '.join(infra.worker_command('<name>')[1:])}"
+    )
+    options = phases.Options(
+        events=args.events,
+        warmup=args.warmup,
+        duration=args.duration,
+        connections=args.connections,
+        intake_pool=args.intake_pool,
+    )
+    rows: list[report.Row] = []
+    checks: list[str] = []
+    notes: list[str] = []
+    started = time.perf_counter()
+    try:
+        if args.only in (None, "intake"):
+            intake, noop_view, intake_checks = phases.intake_phase(options, log)
+            checks += intake_checks
+            rows += [
+                report.bar_row("intake (webhooks/s vs no-op view req/s)", intake.rate, noop_view.rate, "/s",
+                               report.INTAKE_RATIO_BAR),
+                report.info_row("intake p50 latency", intake.p50_ms, noop_view.p50_ms, "ms", 2),
+                report.info_row("intake p99 latency", intake.p99_ms, noop_view.p99_ms, "ms", 2),
+            ]  # fmt: skip
+            notes.append(
+                f"load generator CPU: {intake.client_cpu_share:.0%} of one core during intake, "
+                f"{noop_view.client_cpu_share:.0%} during the no-op view (it shares the {os.cpu_count()} cores)"
+            )
+        if args.only in (None, "e2e"):
+            e2e, noop_tasks, e2e_checks = phases.e2e_phase(options, log)
+            checks += e2e_checks
+            rows += [
+                report.bar_row(
+                    f"end to end ({phases.TASKS_PER_EVENT} tasks/event; events/s vs no-op tasks/s)",
+                    e2e.rate,
+                    noop_tasks.rate,
+                    "/s",
+                    report.E2E_RATIO_BAR,
+                ),
+                report.rss_row(f"worker peak RSS, largest process, {e2e.count} events", e2e.peak_rss_mb,
+                               noop_tasks.peak_rss_mb),
+                report.info_row("worker peak RSS, largest pool child", e2e.child_peak_rss_mb,
+                                noop_tasks.child_peak_rss_mb, "MB"),
+            ]  # fmt: skip
+            notes += [
+                f"end to end: {e2e.count} events in {e2e.seconds:.1f}s (first half {e2e.first_half_rate:.1f}/s, "
+                f"second half {e2e.second_half_rate:.1f}/s); no-op: {noop_tasks.count} tasks in "
+                f"{noop_tasks.seconds:.1f}s",
+                f"worker CPU (main + pool): {e2e.cpu_ms_per_item:.2f} ms/event vs {noop_tasks.cpu_ms_per_item:.2f} "
+                f"ms/no-op task",
+                f"worker RSS: largest process is the {e2e.peak_rss_process} (no-op: {noop_tasks.peak_rss_process}); "
+                f"largest pool child {e2e.child_rss_early_mb:.1f} MB after 10% of the events, "
+                f"{e2e.child_peak_rss_mb:.1f} MB peak",
+            ]
+    except infra.BenchFailure as failure:
+        log(f"CHECK FAILED: {failure}")
+        infra.redis_clean()  # no stray messages for whoever points a worker at this db next
+        if rows:
+            print(report.table(rows))
+        return 2
+    finally:
+        log(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print()
+    print(report.table(rows))
+    print()
+    for line in [*checks, *notes]:
+        print(f"- {line}")
+    print(f"- total bench time {time.perf_counter() - started:.0f}s; logs in {infra.LOG_DIR}")
+    failed = [r.measure for r in rows if r.result == "FAIL"]
+    if failed:
+        log(f"bars failed: {', '.join(failed)}")
+        return 1
+    log("all bars pass")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

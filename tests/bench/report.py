@@ -1,0 +1,97 @@
+"""The machine header and the results table (Markdown, so it pastes into docs/performance.md)."""
+
+import datetime
+import os
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+INTAKE_RATIO_BAR = 0.12
+E2E_RATIO_BAR = 0.15
+WORKER_RSS_BAR_MB = 200.0
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    mendhook: str
+    baseline: str
+    ratio: str
+    bar: str
+    result: str  # PASS, FAIL, or "" for figures without a bar
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine() -> list[str]:
+    date = subprocess.run(["date"], capture_output=True, text=True, check=False).stdout.strip()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return [
+        f"date: {date or datetime.datetime.now(datetime.UTC).isoformat()}",
+        f"nproc: {os.cpu_count()}  arch: {platform.machine()}  CPU: {cpu_model()}",
+        f"python: {platform.python_version()}  load average at start: {load}",
+    ]
+
+
+def bar_row(measure: str, mendhook: float, baseline: float, unit: str, bar: float, digits: int = 1) -> Row:
+    ratio = mendhook / baseline if baseline else 0.0
+    return Row(
+        measure=measure,
+        mendhook=f"{mendhook:.{digits}f} {unit}",
+        baseline=f"{baseline:.{digits}f} {unit}",
+        ratio=f"{ratio:.3f}",
+        bar=f">= {bar:g}",
+        result="PASS" if ratio >= bar else "FAIL",
+    )
+
+
+def info_row(measure: str, mendhook: float, baseline: float, unit: str, digits: int = 1) -> Row:
+    ratio = mendhook / baseline if baseline else 0.0
+    return Row(
+        measure=measure,
+        mendhook=f"{mendhook:.{digits}f} {unit}",
+        baseline=f"{baseline:.{digits}f} {unit}",
+        ratio=f"{ratio:.2f}",
+        bar="-",
+        result="",
+    )
+
+
+def rss_row(measure: str, mendhook_mb: float, baseline_mb: float) -> Row:
+    return Row(
+        measure=measure,
+        mendhook=f"{mendhook_mb:.1f} MB",
+        baseline=f"{baseline_mb:.1f} MB",
+        ratio=f"{mendhook_mb / baseline_mb:.2f}" if baseline_mb else "-",
+        bar=f"< {WORKER_RSS_BAR_MB:g} MB",
+        result="PASS" if mendhook_mb < WORKER_RSS_BAR_MB else "FAIL",
+    )
+
+
+def table(rows: list[Row]) -> str:
+    header = Row("measure", "mendhook", "baseline", "ratio", "bar", "result")
+    cells = [[r.measure, r.mendhook, r.baseline, r.ratio, r.bar, r.result] for r in [header, *rows]]
+    widths = [max(len(c[i]) for c in cells) for i in range(6)]
+    align_right = [False, True, True, True, False, False]
+
+    def line(row: list[str]) -> str:
+        parts = [c.rjust(w) if right else c.ljust(w) for c, w, right in zip(row, widths, align_right, strict=True)]
+        return "| " + " | ".join(parts) + " |"
+
+    rule = (
+        "|"
+        + "|".join(
+            ("-" * (w + 1) + ":") if right else ("-" * (w + 2)) for w, right in zip(widths, align_right, strict=True)
+        )
+        + "|"
+    )
+    return "\n".join([line(cells[0]), rule, *(line(c) for c in cells[1:])])
