@@ -145,7 +145,13 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Flower shows tasks only when workers emit events.
 CELERY_WORKER_SEND_TASK_EVENTS = True
-CELERY_TASK_SEND_SENT_EVENT = True
+# "task-sent" events would cost every intake request a second Redis publish; Flower learns of
+# each task from the worker's "received" event instead.
+CELERY_TASK_SEND_SENT_EVENT = False
+# Celery's Django fixup closes the database connection before and after every task unless this
+# is set: a new PostgreSQL connection per event was the worker's biggest cost. Connections are
+# still retired by CONN_MAX_AGE and health checks (config/celery_app.py) and every N tasks.
+CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
@@ -170,6 +176,11 @@ MENDHOOK_SWEEP_AFTER_SECONDS = env.int("SWEEP_AFTER_SECONDS", default=5)
 MENDHOOK_PROCESSING_LEASE_SECONDS = env.int("PROCESSING_LEASE_SECONDS", default=600)
 # An event `queued` this long has lost its message (broker restart without persistence).
 MENDHOOK_QUEUED_STALE_SECONDS = env.int("QUEUED_STALE_SECONDS", default=900)
+# An event `queued` this long while the processing queue is empty lost its message sooner: the
+# web process died between commit and publish.
+MENDHOOK_QUEUED_LOST_SECONDS = env.int("QUEUED_LOST_SECONDS", default=60)
+# How long a web process trusts its cached copy of a source (enabled flag, secrets, limits).
+MENDHOOK_SOURCE_CACHE_SECONDS = env.float("SOURCE_CACHE_SECONDS", default=5.0)
 # A fake Clio at /sandbox/clio/ with scripted faults, for the demo; never on in production.
 MENDHOOK_DEMO_SANDBOX = env.bool("DEMO_SANDBOX", default=False)
 MENDHOOK_HTTP_TIMEOUT_SECONDS = env.float("CONNECTOR_HTTP_TIMEOUT_SECONDS", default=10.0)

@@ -106,6 +106,7 @@ def test_a_payload_without_a_matter_fails_permanently_with_validation_code(sourc
 
 
 def test_registered_tasks_and_beat_schedule_are_what_we_expect():
+    app.loader.import_default_modules()  # what a worker imports at start (autodiscovery)
     ours = sorted(name for name in app.tasks if name.split(".")[0] in {"webhooks_app", "workflows_app", "ops_app"})
     assert ours == [
         "ops_app.tasks.resume_stalled_replays",
@@ -119,3 +120,23 @@ def test_registered_tasks_and_beat_schedule_are_what_we_expect():
     for name, entry in BEAT_SCHEDULE.items():
         assert entry["task"] in app.tasks, name
         assert entry["options"]["expires"] < entry["schedule"], f"{name} must expire before its next run"
+
+
+def test_a_queued_event_without_a_message_is_healed_after_a_minute_when_nothing_waits(source, broker):
+    lost = make_event(source, status=EventStatus.QUEUED)
+    WebhookEvent.objects.filter(id=lost.id).update(updated_at=timezone.now() - timedelta(seconds=90))
+
+    assert events_heal_stuck() == 1  # the queue is empty, so its message is gone
+    assert broker() == 1
+
+
+def test_with_a_backlog_a_queued_event_waits_its_turn_instead_of_being_sent_twice(source, broker):
+    waiting = make_event(source, status=EventStatus.QUEUED)
+    WebhookEvent.objects.filter(id=waiting.id).update(updated_at=timezone.now() - timedelta(seconds=90))
+    events_sweep_undispatched()  # nothing received: no-op
+    from webhooks_app.services.dispatch import event_dispatch
+
+    event_dispatch(event_id=make_event(source).id)  # one message waiting in the broker
+    assert broker() == 1
+
+    assert events_heal_stuck() == 0

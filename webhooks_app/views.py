@@ -7,7 +7,7 @@ JSON. Nothing is stored unless every check passes.
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from webhooks_app.models import Source
+from webhooks_app.selectors import source_for_intake
 from webhooks_app.services.intake import PayloadError, event_receive, parse_payload
 from webhooks_app.signatures import SignatureError, verify_signature
 
@@ -22,7 +22,7 @@ def intake(request: HttpRequest, source_slug: str) -> JsonResponse:
         response = error_response(405, "method_not_allowed", "webhooks are delivered with POST")
         response["Allow"] = "POST"
         return response
-    source = Source.objects.filter(slug=source_slug, enabled=True).first()
+    source = source_for_intake(source_slug)
     if source is None:
         return error_response(404, "unknown_source", f"no enabled source '{source_slug}'")
 

@@ -20,8 +20,9 @@ class LocalConnector:
         return f"local-{task.pk}"
 
     def create_tasks(self, specs: list[TaskSpec]) -> dict[str, str]:
-        # ignore_conflicts: rows a previous (rolled back or crashed) attempt left are kept.
-        LocalTask.objects.bulk_create(
+        # On a key that exists (left by an earlier attempt) the row is kept, not duplicated;
+        # update_conflicts rather than ignore_conflicts so every row's id comes back.
+        tasks = LocalTask.objects.bulk_create(
             [
                 LocalTask(
                     organization_id=s.organization_id,
@@ -34,10 +35,8 @@ class LocalConnector:
                 )
                 for s in specs
             ],
-            ignore_conflicts=True,
+            update_conflicts=True,
+            unique_fields=["idempotency_key"],
+            update_fields=["idempotency_key"],  # a no-op update: the first creation stands
         )
-        keys = [s.idempotency_key for s in specs]
-        return {
-            key: f"local-{pk}"
-            for key, pk in LocalTask.objects.filter(idempotency_key__in=keys).values_list("idempotency_key", "pk")
-        }
+        return {task.idempotency_key: f"local-{task.pk}" for task in tasks}

@@ -4,13 +4,15 @@ what it did; the processing service derives the event's outcome from the ledger.
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from webhooks_app.models import WebhookEvent
+from webhooks_app.models import EventItem, WebhookEvent
 
 
 @dataclass(frozen=True)
 class HandlerResult:
     # Set when the event produced no items (e.g. no templates for the stage).
     action_without_items: str = ""
+    # The event's whole ledger as the handler left it, in number order; None: read it again.
+    items: list[EventItem] | None = None
 
 
 Handler = Callable[[WebhookEvent], HandlerResult]

@@ -102,7 +102,7 @@ def generate_tasks(event: WebhookEvent) -> HandlerResult:
             # Recorded before the first network call, so a crash mid-way leaves a ledger.
             EventItem.objects.bulk_create(items)
         _create_one_by_one(event, matter_id, pending, directory, connector)
-    return HandlerResult()
+    return HandlerResult(items=items)
 
 
 def _spec(event: WebhookEvent, matter_id: str, item: EventItem, assignee: str) -> TaskSpec:

@@ -38,6 +38,28 @@ def event_dispatch(*, event_id: uuid.UUID, countdown: float | None = None) -> bo
     return True
 
 
+def event_publish_new(*, event_id: uuid.UUID) -> None:
+    """Publish a just-committed event, which was stored as `queued`. If the broker refuses,
+    set it back to `received` so the sweeper publishes it within seconds.
+
+    Storing it `queued` up front saves the intake an UPDATE per event; the one case it leaves
+    to the healer is a web process dying between commit and publish (events_heal_stuck)."""
+    from webhooks_app.tasks import process_event
+
+    try:
+        process_event.apply_async(args=(str(event_id),), retry=False)
+    except Exception:  # any broker error means "not published"
+        logger.warning(
+            "could not publish event %s; the sweeper will",
+            event_id,
+            exc_info=True,
+            extra={"event_id": str(event_id), "function": "webhooks_app.intake", "action": "publish"},
+        )
+        WebhookEvent.objects.filter(id=event_id, status=EventStatus.QUEUED).update(
+            status=EventStatus.RECEIVED, updated_at=timezone.now()
+        )
+
+
 def events_sweep_undispatched() -> int:
     """Publish events still `received` some seconds after commit (broker was down, or the web
     process died between commit and publish)."""
@@ -65,11 +87,29 @@ def events_heal_stuck() -> int:
     """Hand out again what a dead worker or a lost message left behind: processing with an
     expired lease, or queued for far longer than any queue wait."""
     now = timezone.now()
-    queued_cutoff = now - timedelta(seconds=settings.MENDHOOK_QUEUED_STALE_SECONDS)
+    # With nothing waiting in the broker, a queued event this old has no message: its web
+    # process died between commit and publish. With a backlog, only a much older one is lost.
+    queued_for = (
+        settings.MENDHOOK_QUEUED_LOST_SECONDS if _processing_queue_empty() else settings.MENDHOOK_QUEUED_STALE_SECONDS
+    )
     stuck = Q(status=EventStatus.PROCESSING, claimed_until__lt=now) | Q(
-        status=EventStatus.QUEUED, updated_at__lt=queued_cutoff
+        status=EventStatus.QUEUED, updated_at__lt=now - timedelta(seconds=queued_for)
     )
     ids = list(WebhookEvent.objects.filter(stuck).values_list("id", flat=True)[:SWEEP_BATCH])
     for event_id in ids:
         logger.warning("re-dispatching stuck event %s", event_id)
     return sum(event_dispatch(event_id=event_id) for event_id in ids)
+
+
+def _processing_queue_empty() -> bool:
+    from config.celery_app import app
+    from config.queues import Queue
+
+    try:
+        with app.connection_for_read() as conn:
+            # The virtual transports' own queue length (Redis: LLEN over the priority lists);
+            # a passive declare would fail for an empty Redis queue, which has no key at all.
+            waiting = conn.default_channel._size(Queue.WEBHOOKS.value)  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - unknown means "assume a backlog": the cautious threshold
+        return False
+    return int(waiting) == 0

@@ -8,8 +8,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from webhooks_app.models import Source, SourceKind, WebhookEvent
-from webhooks_app.services.dispatch import event_dispatch
+from webhooks_app.models import EventStatus, Source, SourceKind, WebhookEvent
+from webhooks_app.services.dispatch import event_publish_new
 
 # Where each provider puts the event type, its own event id and the entity the event is about.
 EVENT_TYPE_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
@@ -97,9 +97,12 @@ def event_receive(*, source: Source, body: bytes, payload: dict[str, Any], heade
                 payload=payload,
                 headers=kept,
                 max_attempts=source.max_attempts,
+                # Published right after commit; event_publish_new sets it back to `received`
+                # if the broker refuses, and the sweeper takes it from there.
+                status=EventStatus.QUEUED,
             )
-            # The row is its own outbox: if this publish never happens, the sweeper sends it.
-            transaction.on_commit(lambda: event_dispatch(event_id=event.id))
+            # The row is its own outbox: a publish that never happens is caught by beat.
+            transaction.on_commit(lambda: event_publish_new(event_id=event.id))
     except IntegrityError:
         existing = WebhookEvent.objects.filter(source=source, idempotency_key=key).first()
         if existing is None:  # the conflicting row was not a duplicate of ours

@@ -68,14 +68,22 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
         logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
         return None
     event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
-    with transaction.atomic():
-        # An attempt still open belonged to a worker that died mid-way.
-        event.attempt_log.filter(finished_at__isnull=True).update(outcome=AttemptOutcome.WORKER_LOST, finished_at=now)
+    if event.attempts == 1:
+        # The first attempt has no earlier attempt or failed item to tidy up.
         attempt = ProcessingAttempt.objects.create(
-            event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
+            event=event, number=1, task_id=task_id, worker=worker, started_at=now
         )
-        # Retries re-run only what failed; succeeded items are never touched again.
-        event.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING)
+    else:
+        with transaction.atomic():
+            # An attempt still open belonged to a worker that died mid-way.
+            event.attempt_log.filter(finished_at__isnull=True).update(
+                outcome=AttemptOutcome.WORKER_LOST, finished_at=now
+            )
+            attempt = ProcessingAttempt.objects.create(
+                event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
+            )
+            # Retries re-run only what failed; succeeded items are never touched again.
+            event.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING)
 
     event_error: ProcessingError | None = None
     result = HandlerResult()
@@ -125,7 +133,8 @@ def _event_finish(
     task_id: str,
 ) -> EventStatus | None:
     now = timezone.now()
-    items = list(event.items.order_by("number"))
+    # The handler hands back the ledger it just wrote; reading it again would cost a query.
+    items = result.items if result.items is not None else list(event.items.order_by("number"))
     failed = [i for i in items if i.status != ItemStatus.SUCCEEDED]
     kinds = {i.failure_kind or FailureKind.TRANSIENT for i in failed}
     if event_error is not None:
