@@ -14,7 +14,7 @@ from tests.support.fake_http import FakeClio, Recorder
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, purge_queues
 from webhooks_app import demo
-from webhooks_app.models import ConnectorKind, Organization, Source
+from webhooks_app.models import ConnectorKind, EventStatus, Organization, Source, WebhookEvent
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, message: str = "") -> Any:
@@ -26,6 +26,26 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
+
+
+# Where an event rests after an attempt: done, waiting for a person, or waiting for its retry.
+SETTLED = {
+    EventStatus.SUCCEEDED,
+    EventStatus.PARTIAL_FAILURE,
+    EventStatus.FAILED,
+    EventStatus.DEAD_LETTER,
+    EventStatus.RETRY_SCHEDULED,
+}
+
+
+def settle(event_id: Any, statuses: set[EventStatus] = SETTLED, timeout: float = 30.0) -> WebhookEvent:
+    """Wait for the real worker to bring the event to one of `statuses`; return it fresh."""
+
+    def done() -> WebhookEvent | None:
+        event = WebhookEvent.objects.get(id=event_id)
+        return event if event.status in statuses else None
+
+    return wait_for(done, timeout=timeout, message=f"event {event_id} to reach {sorted(statuses)}")
 
 
 def clean_redis() -> None:

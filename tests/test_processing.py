@@ -10,7 +10,7 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.conftest import wait_for
+from tests.conftest import settle, wait_for
 from tests.support.fake_http import Fault
 from tests.support.signing import encode, matter_payload, standard_headers
 from webhooks_app.models import (
@@ -27,22 +27,6 @@ from webhooks_app.services.dispatch import retries_dispatch_due
 from webhooks_app.services.operations import Actor, OperationError, event_retry_failed
 
 pytestmark = [pytest.mark.integration]
-
-SETTLED = {
-    EventStatus.SUCCEEDED,
-    EventStatus.PARTIAL_FAILURE,
-    EventStatus.FAILED,
-    EventStatus.DEAD_LETTER,
-    EventStatus.RETRY_SCHEDULED,
-}
-
-
-def settle(event_id, statuses=SETTLED, timeout=30.0) -> WebhookEvent:
-    def done():
-        event = WebhookEvent.objects.get(id=event_id)
-        return event if event.status in statuses else None
-
-    return wait_for(done, timeout=timeout, message=f"event {event_id} to reach {sorted(statuses)}")
 
 
 def send(post_webhook, source, **payload_kw) -> str:
