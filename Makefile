@@ -26,6 +26,7 @@ lint: venv
 	SECRET_KEY=$${SECRET_KEY:-lint-only-insecure-key} $(BIN)/mypy .
 
 pytest: venv
+	bash .ci/system-deps
 	$(BIN)/pytest
 
 test: lint pytest
