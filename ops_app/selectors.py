@@ -2,11 +2,12 @@
 queries (partial failures per day, most common failure codes)."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from ops_app.models import SEVERITY_RANK, ErrorRecord, ErrorSeverity
 from webhooks_app.errors import ErrorCode
@@ -29,21 +30,21 @@ class AttentionCounts:
 
 
 def attention_counts(*, now: datetime) -> AttentionCounts:
+    """Three counts, each over the few events it is about: one FILTER aggregate per count over
+    the whole table would read every event (a 200 ms sequential scan per million events).
+    Each runs as an index-only scan: event_partial_failures_idx, event_status_received_idx,
+    event_retry_due_idx."""
     since = now - timedelta(days=ATTENTION_DAYS)
-    events = WebhookEvent.objects.aggregate(
-        partial_failures=Count("id", filter=Q(action=EventAction.PARTIAL_FAILURE, received_at__gte=since)),
-        dead_letters=Count("id", filter=Q(status=EventStatus.DEAD_LETTER)),
-        retry_scheduled=Count("id", filter=Q(status=EventStatus.RETRY_SCHEDULED)),
-    )
+    events = WebhookEvent.objects.order_by()
     errors = ErrorRecord.objects.filter(resolved=False).aggregate(
         critical=Count("id", filter=Q(severity=ErrorSeverity.CRITICAL)), unresolved=Count("id")
     )
     return AttentionCounts(
-        partial_failures=events["partial_failures"],
-        dead_letters=events["dead_letters"],
+        partial_failures=events.filter(action=EventAction.PARTIAL_FAILURE, received_at__gte=since).count(),
+        dead_letters=events.filter(status=EventStatus.DEAD_LETTER).count(),
         critical_errors=errors["critical"],
         unresolved_errors=errors["unresolved"],
-        retry_scheduled=events["retry_scheduled"],
+        retry_scheduled=events.filter(status=EventStatus.RETRY_SCHEDULED).count(),
     )
 
 
@@ -64,14 +65,19 @@ def daily_partial_failures(*, now: datetime, days: int = 30) -> list[DailyPartia
     (action partial_failure) and resolved by a person are told apart; an event a retry healed
     is no longer a failure and is not counted."""
     first_day = (now - timedelta(days=days - 1)).date()
+    # received_at__date__gte would wrap the column in a time-zone conversion that no index can
+    # serve; the start of first_day in the same (current) time zone bounds the column itself,
+    # so event_partial_failures_idx answers from the index alone.
+    since = timezone.make_aware(datetime.combine(first_day, time.min))
     rows = (
-        WebhookEvent.objects.filter(received_at__date__gte=first_day)
+        WebhookEvent.objects.filter(received_at__gte=since)
         .filter(Q(action=EventAction.PARTIAL_FAILURE) | Q(action=EventAction.MANUALLY_RESOLVED, tasks_failed__gt=0))
         .annotate(day=TruncDate("received_at"))
         .values("day")
         .annotate(
-            open=Count("id", filter=Q(action=EventAction.PARTIAL_FAILURE)),
-            resolved=Count("id", filter=Q(action=EventAction.MANUALLY_RESOLVED)),
+            # Count("action"), not Count("id"): only indexed columns, so no table reads.
+            open=Count("action", filter=Q(action=EventAction.PARTIAL_FAILURE)),
+            resolved=Count("action", filter=Q(action=EventAction.MANUALLY_RESOLVED)),
             failed_tasks=Sum("tasks_failed"),
         )
     )

@@ -127,12 +127,29 @@ class DateBin(Func):
     output_field = DateTimeField()
 
 
+def _has_date_bin() -> bool:
+    return connection.vendor == "postgresql" and connection.pg_version >= 140000  # type: ignore[attr-defined]
+
+
+def _date_bin(stride: timedelta) -> DateBin:
+    return DateBin(
+        Value(stride, output_field=DurationField()), F("received_at"), Value(EPOCH, output_field=DateTimeField())
+    )
+
+
+DAY = timedelta(days=1)
+
+
 def _slot(spec: StatsRange) -> Func:
-    if connection.vendor == "postgresql" and connection.pg_version >= 140000:  # type: ignore[attr-defined]
+    if _has_date_bin():
         # One bin per bucket straight from the database, cheaper than date_trunc + AT TIME ZONE.
-        stride = Value(spec.bucket, output_field=DurationField())
-        return DateBin(stride, F("received_at"), Value(EPOCH, output_field=DateTimeField()))
+        return _date_bin(spec.bucket)
     return Trunc("received_at", spec.trunc_kind, tzinfo=UTC)
+
+
+def _day_of(moment: datetime) -> datetime:
+    """The start of the UTC day holding moment (what date_bin('1 day', moment, EPOCH) gives)."""
+    return EPOCH + DAY * ((moment - EPOCH) // DAY)
 
 
 def events_of(organization_id: int | None) -> QuerySet[WebhookEvent]:
@@ -145,16 +162,27 @@ def delivery_stats(*, organization_id: int | None, time_range: str, now: datetim
 
     One grouped query reads each event in the window once. Grouping by status (rather than one
     FILTER aggregate per category) keeps it to two aggregates per group, which PostgreSQL
-    computes faster; the covering index event_org_stats_idx answers it from the index alone.
+    computes faster.
+
+    On PostgreSQL >= 14 the covering index event_org_day_stats_idx (organization, UTC day,
+    status, event type, source; migration 0006) answers it from the index alone: the window is
+    narrowed on the day (the index's second key), then on received_at (included). For 30d,
+    whose buckets are those days, the GROUP BY lists the keys in index order, so PostgreSQL
+    aggregates the sorted index stream as it reads it instead of hashing ~500,000 rows per
+    million events (30d over HTTP with 1,000,000 events: 116 -> 82 ms; docs/performance.md).
     """
     spec = STATS_RANGES[time_range]
     now = now or timezone.now()
     start, end = stats_window(spec, now)
+    events = events_of(organization_id).filter(received_at__gte=start, received_at__lt=end)
+    if _has_date_bin():
+        day = _date_bin(DAY)
+        events = events.alias(day=day).filter(day__gte=_day_of(start), day__lt=end)
     rows = (
-        events_of(organization_id)
-        .filter(received_at__gte=start, received_at__lt=end)
-        .annotate(slot=_slot(spec))
-        .values("event_type", "source_id", "status", "slot")
+        # GROUP BY in the index's order (day, status, event type, source): see the docstring.
+        # Django groups model fields before annotations, so every key is an annotation here.
+        events.annotate(slot=_slot(spec), outcome=F("status"), kind=F("event_type"), source_pk=F("source_id"))
+        .values("slot", "outcome", "kind", "source_pk")
         .annotate(n=Count("*"), attempts=Sum("attempts"))
         .order_by()
     )
@@ -165,11 +193,11 @@ def delivery_stats(*, organization_id: int | None, time_range: str, now: datetim
     by_type: dict[str, Counts] = defaultdict(Counts)
     by_source_id: dict[int, Counts] = defaultdict(Counts)
     for row in rows:
-        category = CATEGORY_OF_STATUS[row["status"]]
+        category = CATEGORY_OF_STATUS[row["outcome"]]
         n, attempts = row["n"], row["attempts"] or 0
         summary.add(category, n, attempts)
-        by_type[row["event_type"]].add(category, n, attempts)
-        by_source_id[row["source_id"]].add(category, n, attempts)
+        by_type[row["kind"]].add(category, n, attempts)
+        by_source_id[row["source_pk"]].add(category, n, attempts)
         buckets[int((row["slot"] - start) // size)].counts.add(category, n, attempts)
     slugs = dict(Source.objects.filter(id__in=by_source_id).values_list("id", "slug"))
     return DeliveryStats(

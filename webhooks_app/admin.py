@@ -14,7 +14,7 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
@@ -116,8 +116,12 @@ class ErrorCodeFilter(admin.SimpleListFilter):
         code = self.value()
         if not code:
             return queryset
-        in_ledger = EventItem.objects.filter(event=OuterRef("pk"), error_code=code)
-        return queryset.filter(Q(last_error_code=code) | Exists(in_ledger))
+        # IN (SELECT event_id ...), not a correlated EXISTS: the same rows, but PostgreSQL costs
+        # an EXISTS under OR as if it ran once per event, and that inflated estimate switches
+        # on JIT compilation, which cost 100-250 ms per page view with 1,000,000 events (the
+        # subquery itself runs once, hashed, either way).
+        in_ledger = EventItem.objects.filter(error_code=code).values("event_id")
+        return queryset.filter(Q(last_error_code=code) | Q(pk__in=in_ledger))
 
 
 class ReceivedFilter(admin.SimpleListFilter):

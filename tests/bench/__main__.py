@@ -6,13 +6,14 @@ check the figures depend on fails (e.g. broker messages != accepted events, Loca
 """
 
 import argparse
+import datetime
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
 
-from tests.bench import infra
+from tests.bench import infra, report
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -22,7 +23,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per HTTP target")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     parser.add_argument("--intake-pool", type=int, default=30_000, help="presigned intake requests")
-    parser.add_argument("--only", choices=["intake", "e2e"], help="run one part")
+    parser.add_argument("--only", choices=["intake", "e2e", "million"], help="run one part")
+    parser.add_argument("--reseed", action="store_true", help="seed the 1,000,000 events afresh even if kept")
+    parser.add_argument(
+        "--million-max-age", type=float, default=6.0, help="hours a kept seed is reused before it is made afresh"
+    )
+    parser.add_argument("--million-samples", type=int, default=30, help="measured GETs per page (million)")
+    parser.add_argument("--million-warmup", type=int, default=5, help="warm-up GETs per page (million)")
     return parser.parse_args(argv)
 
 
@@ -34,6 +41,11 @@ def main(argv: Sequence[str]) -> int:
     args = parse(argv)
     urls = infra.configure_environment()
     infra.database_create(urls["DATABASE_URL"])
+    million_url = infra.million_database_url(urls["DATABASE_URL"])
+    if args.only in (None, "million"):
+        infra.database_create(million_url)
+        # Read by tests/bench/settings.py: the "million" database alias.
+        os.environ["BENCH_MILLION_DATABASE_NAME"] = million_url.rsplit("/", 1)[1]
 
     import django
 
@@ -42,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from django.core.management import call_command
 
-    from tests.bench import phases, report
+    from tests.bench import phases
 
     for line in report.machine():
         log(line)
@@ -105,6 +117,8 @@ def main(argv: Sequence[str]) -> int:
                 f"largest pool child {e2e.child_rss_early_mb:.1f} MB after 10% of the events, "
                 f"{e2e.child_peak_rss_mb:.1f} MB peak",
             ]
+        if args.only in (None, "million"):
+            rows += million_rows(args, million_url, checks, notes)
     except infra.BenchFailure as failure:
         log(f"CHECK FAILED: {failure}")
         infra.redis_clean()  # no stray messages for whoever points a worker at this db next
@@ -125,6 +139,37 @@ def main(argv: Sequence[str]) -> int:
         return 1
     log("all bars pass")
     return 0
+
+
+def million_rows(args: argparse.Namespace, million_url: str, checks: list[str], notes: list[str]) -> list[report.Row]:
+    from tests.bench import million
+
+    note = million.prepare(reseed=args.reseed, max_age=datetime.timedelta(hours=args.million_max_age), log=log)
+    figures = million.measure(
+        database_url=million_url, warmup=args.million_warmup, samples=args.million_samples, note=note, log=log
+    )
+    base = figures.baseline
+    bars = {
+        "events list": report.ADMIN_PAGE_BAR_MS,
+        "dashboard (admin home)": report.ADMIN_PAGE_BAR_MS,
+        "delivery-stats 24h cold": report.API_READ_BAR_MS,
+        "delivery-stats 30d cold": report.API_READ_BAR_MS,
+        "delivery-stats 30d warm": report.API_READ_BAR_MS,
+        "queue-health": report.API_READ_BAR_MS,
+    }
+    rows = [
+        report.latency_row(
+            f"1M events: {name}", page.median_ms, page.p95_ms, base.median_ms, base.p95_ms, bars.get(name)
+        )
+        for name, page in figures.pages.items()
+    ]
+    checks += figures.checks
+    notes += [f"million: {line}" for line in figures.notes]
+    notes.append(
+        f"million: baseline is GET /bench/noop/ on the same gunicorn and connection; "
+        f"{args.million_warmup} warm-up + {args.million_samples} measured sequential requests per page"
+    )
+    return rows
 
 
 if __name__ == "__main__":

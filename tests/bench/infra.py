@@ -75,10 +75,18 @@ def database_create(database_url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def database_truncate() -> None:
-    """Empty the mendhook tables of the bench database (and only of the bench database)."""
+def million_database_url(bench_url: str) -> str:
+    """The million phase's database: the bench database's name + "_million", same server."""
+    parts = urlsplit(bench_url)
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "_million"))
+
+
+def database_truncate(using: str = "default") -> None:
+    """Empty the mendhook tables of a bench database (and only of a bench database)."""
     from django.apps import apps
-    from django.db import connection
+    from django.db import connections
+
+    connection = connections[using]
 
     name = connection.settings_dict["NAME"]
     if "bench" not in str(name):
@@ -160,12 +168,13 @@ def memory_kb(pid: int) -> tuple[int, int] | None:
 class ManagedProcess:
     """A child process with its output in var/bench/<name>.log."""
 
-    def __init__(self, name: str, cmd: list[str]) -> None:
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.log = LOG_DIR / f"{name}.log"
+        environment = {**os.environ, **(env or {})}
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ), stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=environment, stdout=out, stderr=subprocess.STDOUT)
         self.known_children: set[int] = set()
 
     @property
@@ -210,16 +219,13 @@ def gunicorn_command() -> list[str]:
     return [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "--max-requests", "0"]
 
 
-def start_gunicorn() -> tuple[ManagedProcess, int]:
-    """The product's gunicorn configuration (config/gunicorn.py), bench URLconf, a free port."""
+def start_gunicorn(env: dict[str, str] | None = None) -> tuple[ManagedProcess, int]:
+    """The product's gunicorn configuration (config/gunicorn.py), bench URLconf, a free port;
+    env overrides variables of the bench environment (the million phase's DATABASE_URL)."""
     import httpx
 
     port = free_port()
-    os.environ["GUNICORN_BIND"] = f"127.0.0.1:{port}"
-    try:
-        proc = ManagedProcess("gunicorn", gunicorn_command())
-    finally:
-        os.environ.pop("GUNICORN_BIND", None)
+    proc = ManagedProcess("gunicorn", gunicorn_command(), env={**(env or {}), "GUNICORN_BIND": f"127.0.0.1:{port}"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -264,8 +270,8 @@ def worker_command(name: str) -> list[str]:
     ]  # fmt: skip
 
 
-def start_worker(name: str) -> ManagedProcess:
-    proc = ManagedProcess(f"worker-{name}", worker_command(name))
+def start_worker(name: str, env: dict[str, str] | None = None) -> ManagedProcess:
+    proc = ManagedProcess(f"worker-{name}", worker_command(name), env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():

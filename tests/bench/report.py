@@ -10,6 +10,9 @@ from pathlib import Path
 INTAKE_RATIO_BAR = 0.12
 E2E_RATIO_BAR = 0.15
 WORKER_RSS_BAR_MB = 200.0
+# With 1,000,000 events (tests/bench/million.py): median latency of one sequential GET.
+ADMIN_PAGE_BAR_MS = 500.0
+API_READ_BAR_MS = 100.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,25 @@ def rss_row(measure: str, mendhook_mb: float, baseline_mb: float) -> Row:
         ratio=f"{mendhook_mb / baseline_mb:.2f}" if baseline_mb else "-",
         bar=f"< {WORKER_RSS_BAR_MB:g} MB",
         result="PASS" if mendhook_mb < WORKER_RSS_BAR_MB else "FAIL",
+    )
+
+
+def latency_row(
+    measure: str,
+    median_ms: float,
+    p95_ms: float,
+    baseline_median_ms: float,
+    baseline_p95_ms: float,
+    bar_ms: float | None,
+) -> Row:
+    """Median (and p95) latency beside the no-op view's; the bar, if any, is on the median."""
+    return Row(
+        measure=measure,
+        mendhook=f"{median_ms:.1f} ms (p95 {p95_ms:.1f})",
+        baseline=f"{baseline_median_ms:.1f} ms (p95 {baseline_p95_ms:.1f})",
+        ratio=f"{median_ms / baseline_median_ms:.1f}" if baseline_median_ms else "-",
+        bar=f"< {bar_ms:g} ms" if bar_ms is not None else "-",
+        result=("PASS" if median_ms < bar_ms else "FAIL") if bar_ms is not None else "",
     )
 
 

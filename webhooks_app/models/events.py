@@ -122,11 +122,20 @@ class WebhookEvent(models.Model):
             models.Index(fields=["next_retry_at"], condition=Q(status="retry_scheduled"), name="event_retry_due_idx"),
             # Used by the healer that hands out events whose worker died.
             models.Index(fields=["claimed_until"], condition=Q(status="processing"), name="event_claim_expiry_idx"),
-            # REST API (ops_app.stats, ops_app.queue_health): delivery stats are one index-only
-            # scan of an organization's window.
+            # REST API delivery stats (ops_app.stats) read event_org_day_stats_idx: (organization,
+            # UTC day by date_bin, status, event type, source) including attempts and received_at.
+            # PostgreSQL >= 14 only, so it is made by migration 0006 and not declared here.
+            # ---
+            # The admin's events list, newest first (the changelist orders by -received_at, -pk),
+            # and its "received" filter: the first page without sorting the table.
+            models.Index(fields=["-received_at", "-id"], name="event_received_idx"),
+            # The dashboard (ops_app.selectors): partial failures of the last days, per day, and
+            # their failed items; from the index alone for the counts.
+            # (action and tasks_failed as keys, not INCLUDE: SQLite has no covering indexes.)
             models.Index(
-                fields=["organization", "received_at", "status", "event_type", "source", "attempts"],
-                name="event_org_stats_idx",
+                fields=["received_at", "action", "tasks_failed"],
+                condition=Q(action__in=["partial_failure", "manually_resolved"]),
+                name="event_partial_failures_idx",
             ),
             # Queue health: outcomes of the last 24 h, from the index alone.
             models.Index(fields=["organization", "completed_at", "status"], name="event_org_completed_idx"),
