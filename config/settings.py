@@ -99,6 +99,10 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
     )
+    # Short OLTP queries: PostgreSQL's JIT compiled plans it misjudged as costly, adding 55-240 ms
+    # to admin pages on a million events (docs/performance.md). Off unless asked for.
+    if not env.bool("DATABASE_JIT", default=False):
+        DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
