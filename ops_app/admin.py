@@ -18,6 +18,7 @@ from django.utils.html import format_html
 
 from ops_app.errors import ErrorRecordStateError, error_record_reopen, error_record_resolve
 from ops_app.models import ErrorRecord, ErrorRecordAction
+from webhooks_app.admin import ReadOnlyMixin
 
 admin.site.site_header = "mendhook operations"
 admin.site.site_title = "mendhook"
@@ -30,24 +31,15 @@ admin.site.enable_nav_sidebar = False
 MAX_BULK_RECORDS = 200
 
 
-class ErrorRecordActionInline(admin.TabularInline[ErrorRecordAction, ErrorRecord]):
+class ErrorRecordActionInline(ReadOnlyMixin, admin.TabularInline[ErrorRecordAction, ErrorRecord]):
     model = ErrorRecordAction
     verbose_name_plural = "History: resolved, reopened, recurred"
     fields = readonly_fields = ("created_at", "actor_label", "kind", "note")
     extra = 0
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(ErrorRecord)
-class ErrorRecordAdmin(admin.ModelAdmin[ErrorRecord]):
+class ErrorRecordAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecord]):
     change_form_template = "admin/ops_app/errorrecord/change_form.html"
     change_list_template = "admin/ops_app/errorrecord/change_list.html"
     list_display = [
@@ -90,15 +82,6 @@ class ErrorRecordAdmin(admin.ModelAdmin[ErrorRecord]):
         "pretty_stack",
         "pretty_payload",
     ]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def has_resolve_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm("ops_app.resolve_errorrecord")
@@ -248,7 +231,7 @@ class ErrorRecordAdmin(admin.ModelAdmin[ErrorRecord]):
 
 
 @admin.register(ErrorRecordAction)
-class ErrorRecordActionAdmin(admin.ModelAdmin[ErrorRecordAction]):
+class ErrorRecordActionAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecordAction]):
     """The audit of error records across all groups: who resolved or reopened what."""
 
     list_display = ["created_at", "actor_label", "kind", "record", "note"]
@@ -256,12 +239,3 @@ class ErrorRecordActionAdmin(admin.ModelAdmin[ErrorRecordAction]):
     list_select_related = ["record"]
     search_fields = ["actor_label", "note"]
     fields = readonly_fields = ("created_at", "actor_label", "kind", "record", "note")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
