@@ -182,3 +182,28 @@ def test_a_new_event_is_published_on_commit_and_marked_queued(
     event = WebhookEvent.objects.get(id=response.json()["id"])
     assert event.status == EventStatus.QUEUED
     assert broker() == 1
+
+
+def test_disabling_a_source_takes_effect_at_once_in_this_process(source, post_webhook):
+    assert post_webhook(source, matter_payload()).status_code == 202  # the source is now cached
+
+    source.enabled = False
+    source.save()
+
+    _assert_rejected_after_one_event(post_webhook(source, matter_payload()), 404, "unknown_source")
+
+
+def test_other_processes_see_a_source_change_within_the_cache_ttl(source, post_webhook, settings):
+    from webhooks_app.models import Source
+
+    settings.MENDHOOK_SOURCE_CACHE_SECONDS = 0  # as if the cached copy had expired
+    assert post_webhook(source, matter_payload()).status_code == 202
+    Source.objects.filter(id=source.id).update(enabled=False)  # no signal: another process did it
+
+    _assert_rejected_after_one_event(post_webhook(source, matter_payload()), 404, "unknown_source")
+
+
+def _assert_rejected_after_one_event(response, status, code):
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+    assert WebhookEvent.objects.count() == 1
