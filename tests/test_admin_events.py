@@ -18,7 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.test_beat_jobs import make_event
-from webhooks_app import admin as events_admin
+from webhooks_app import admin as webhooks_admin
+from webhooks_app import admin_lists as events_admin
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import (
     EventAction,
@@ -422,7 +423,7 @@ def test_requeue_dead_letters_applies_to_dead_letters_only(ops, source, broker):
 
 
 def test_a_bulk_act_on_too_many_events_asks_to_narrow_the_filter(ops, source, monkeypatch):
-    monkeypatch.setattr(events_admin, "MAX_BULK_EVENTS", 2)
+    monkeypatch.setattr(webhooks_admin, "MAX_BULK_EVENTS", 2)
     ids = [str(event_with_ledger(source).pk) for _ in range(3)]
 
     response = ops.post(CHANGELIST, {"action": "mark_resolved", "_selected_action": ids}, follow=True)

@@ -3,34 +3,27 @@ audited operations (webhooks_app.services.operations), from the event's page or 
 the list, each after a confirmation that says what will happen to which events and items."""
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 import webhooks_app.admin_api_keys  # noqa: F401 - registers the API key and replay admins
-from webhooks_app.errors import ErrorCode, FailureKind, failure_kind
-from webhooks_app.handlers import ANY_EVENT_TYPE, registered
+from webhooks_app.admin_acts import ACTS, Act, EventPlan, failure_rows, plans_for
+from webhooks_app.admin_lists import ErrorCodeFilter, EstimatedCountPaginator, EventTypeFilter, ReceivedFilter
 from webhooks_app.models import (
     AssigneeRule,
     EventItem,
     EventStatus,
-    ItemStatus,
     LocalTask,
     OperatorAction,
     OperatorActionKind,
@@ -41,12 +34,8 @@ from webhooks_app.models import (
     WebhookEvent,
 )
 from webhooks_app.services.operations import (
-    RESOLVABLE,
-    RETRYABLE,
     Actor,
     OperationError,
-    event_resolve,
-    event_retry_failed,
 )
 
 # A bulk act lists every event and item on its confirmation page; more than this is a filter
@@ -63,229 +52,6 @@ class ReadOnlyMixin:
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
-
-
-class EstimatedCountPaginator(Paginator[Any]):
-    """An exact COUNT(*) over a million rows on every page view is what makes admin lists slow.
-    Unfiltered on PostgreSQL the planner's estimate (pg_class.reltuples, kept fresh by
-    autovacuum) stands in once the table is big; otherwise rows are counted up to CAP only."""
-
-    CAP = 10_000
-    estimated = False
-    capped = False
-
-    @cached_property
-    def count(self) -> int:
-        objects: Any = self.object_list
-        if not isinstance(objects, QuerySet):
-            return len(objects)
-        if not objects.query.where and connection.vendor == "postgresql":
-            estimate = _table_row_estimate(objects.model._meta.db_table)
-            if estimate > self.CAP:
-                self.estimated = True
-                return estimate
-        counted = objects.order_by().values("pk")[: self.CAP + 1].count()
-        if counted > self.CAP:
-            self.capped = True
-            return self.CAP
-        return counted
-
-
-def _table_row_estimate(table: str) -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)", [table])
-        row = cursor.fetchone()
-    # -1 until the table is first analyzed.
-    return max(0, int(row[0])) if row and row[0] is not None else 0
-
-
-# --- Filters ------------------------------------------------------------------------------------
-
-
-class ErrorCodeFilter(admin.SimpleListFilter):
-    """Events with the code on any ledger item, or as the event's own last error (failures
-    with no items, such as a payload that failed validation)."""
-
-    title = "error code"
-    parameter_name = "error_code"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(code.value, code.value) for code in ErrorCode]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        code = self.value()
-        if not code:
-            return queryset
-        # IN (SELECT event_id ...), not a correlated EXISTS: the same rows, but PostgreSQL costs
-        # an EXISTS under OR as if it ran once per event, and that inflated estimate switches
-        # on JIT compilation, which cost 100-250 ms per page view with 1,000,000 events (the
-        # subquery itself runs once, hashed, either way).
-        in_ledger = EventItem.objects.filter(error_code=code).values("event_id")
-        return queryset.filter(Q(last_error_code=code) | Q(pk__in=in_ledger))
-
-
-class ReceivedFilter(admin.SimpleListFilter):
-    title = "received"
-    parameter_name = "received"
-    WINDOWS = {
-        "today": ("Today", None),
-        "24h": ("Last 24 hours", timedelta(hours=24)),
-        "7d": ("Last 7 days", timedelta(days=7)),
-        "30d": ("Last 30 days", timedelta(days=30)),
-    }
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(key, label) for key, (label, _) in self.WINDOWS.items()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value not in self.WINDOWS:
-            return queryset
-        now = timezone.now()
-        window = self.WINDOWS[value][1]
-        since = now - window if window else timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-        return queryset.filter(received_at__gte=since)
-
-
-class EventTypeFilter(admin.SimpleListFilter):
-    """The event types there are handlers or templates for. Not SELECT DISTINCT over the events
-    table, which reads every row on each page view."""
-
-    title = "event type"
-    parameter_name = "event_type"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        types = {event_type for (_kind, event_type) in registered() if event_type != ANY_EVENT_TYPE}
-        types.update(TaskTemplate.objects.values_list("trigger_event_type", flat=True).distinct())
-        return [(t, t) for t in sorted(types)]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        return queryset.filter(event_type=value) if value else queryset
-
-
-# --- What an act will do ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EventPlan:
-    """What one act does to one event, shown before it is done."""
-
-    event: WebhookEvent
-    applies: bool
-    reason: str = ""
-    # Items not (yet) succeeded: re-run by a retry; left as they are by a resolution.
-    open_items: tuple[EventItem, ...] = ()
-    kept_items: int = 0
-
-
-def _plan(event: WebhookEvent, items: list[EventItem], act: "Act") -> EventPlan:
-    # Mirrors the checks of the operations, which decide again when the act runs.
-    if event.status not in act.statuses:
-        return EventPlan(event, False, f"{event.get_status_display().lower()}: nothing to {act.verb}")
-    open_items = tuple(i for i in items if i.status != ItemStatus.SUCCEEDED)
-    if act.reruns_items and items and not open_items:
-        return EventPlan(event, False, "every item already succeeded")
-    return EventPlan(event, True, open_items=open_items, kept_items=len(items) - len(open_items))
-
-
-@dataclass(frozen=True)
-class Act:
-    name: str
-    title: str
-    permission: str  # codename in webhooks_app
-    verb: str
-    statuses: tuple[str, ...]
-    reruns_items: bool
-    needs_note: bool
-    button: str
-    run: Callable[..., OperatorAction]
-
-    def plan(self, event: WebhookEvent, items: list[EventItem]) -> EventPlan:
-        return _plan(event, items, self)
-
-
-ACTS = {
-    act.name: act
-    for act in (
-        Act(
-            name="retry_failed_items",
-            title="Retry failed items now",
-            permission="retry_event",
-            verb="retry",
-            statuses=RETRYABLE,
-            reruns_items=True,
-            needs_note=False,
-            button="Retry failed items",
-            run=event_retry_failed,
-        ),
-        Act(
-            name="requeue_dead_letters",
-            title="Requeue dead letters",
-            permission="retry_event",
-            verb="requeue",
-            statuses=(EventStatus.DEAD_LETTER,),
-            reruns_items=True,
-            needs_note=False,
-            button="Requeue",
-            run=event_retry_failed,
-        ),
-        Act(
-            name="mark_resolved",
-            title="Mark manually resolved",
-            permission="resolve_event",
-            verb="resolve",
-            statuses=RESOLVABLE,
-            reruns_items=False,
-            needs_note=True,
-            button="Mark resolved",
-            run=event_resolve,
-        ),
-    )
-}
-
-
-def plans_for(act: Act, events: list[WebhookEvent]) -> list[EventPlan]:
-    items: dict[Any, list[EventItem]] = {event.pk: [] for event in events}
-    for item in EventItem.objects.filter(event__in=events).order_by("event_id", "number"):
-        items[item.event_id].append(item)
-    return [act.plan(event, items[event.pk]) for event in events]
-
-
-@dataclass(frozen=True)
-class FailureRow:
-    number: Any
-    title: str
-    error: str
-    code: str
-    kind: str
-
-    @property
-    def recoverable(self) -> bool:
-        return self.kind != FailureKind.PERMANENT
-
-
-def failure_rows(event: WebhookEvent, items: list[EventItem]) -> list[FailureRow]:
-    """The seed's failure_details, with whether each failure can be retried (from the ledger)."""
-    by_number = {item.number: item for item in items}
-    rows = []
-    for detail in event.failure_details or []:
-        code = str(detail.get("error_code") or "")
-        item = by_number.get(detail.get("task_number"))
-        kind = (item.failure_kind if item is not None else "") or failure_kind(code)
-        rows.append(
-            FailureRow(
-                number=detail.get("task_number"),
-                title=str(detail.get("task_title", "")),
-                error=str(detail.get("error", "")),
-                code=code,
-                kind=kind,
-            )
-        )
-    return rows
-
-
-# --- Event admin --------------------------------------------------------------------------------
 
 
 class EventItemInline(ReadOnlyMixin, admin.TabularInline[EventItem, WebhookEvent]):
