@@ -19,6 +19,8 @@ COPY config ./config
 COPY webhooks_app ./webhooks_app
 COPY workflows_app ./workflows_app
 COPY ops_app ./ops_app
+# Installed as an app for its management commands; its fake Clio is mounted only with DEMO_SANDBOX.
+COPY localdev ./localdev
 
 # Settings refuse to load without a key; this throwaway one lives only in this build step.
 RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0

@@ -32,7 +32,7 @@ pytest: venv
 test: lint pytest
 
 bench: venv
-	$(BIN)/python -m tests.bench
+	$(BIN)/python -m bench
 
 # Re-resolve dependencies after editing pyproject.toml.
 lock:

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "webhooks_app",
     "workflows_app",
     "ops_app",
+    # Local running and demos (runplatform, load_demo, send_sample_webhooks); nothing imports it.
+    "localdev",
 ]
 
 MIDDLEWARE = [

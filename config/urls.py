@@ -8,5 +8,5 @@ urlpatterns = [
     path("webhooks/", include("webhooks_app.urls")),
     path("health/", health, name="health"),
     path("api/", include("ops_app.api.urls")),
-    path("sandbox/clio/", include("webhooks_app.sandbox")),
+    path("sandbox/clio/", include("localdev.sandbox")),
 ]

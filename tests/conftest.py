@@ -9,11 +9,11 @@ from django.db import connection
 from django.test import Client
 
 from config.queues import Queue
+from localdev import demo
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, purge_queues
-from webhooks_app import demo
 from webhooks_app.models import ConnectorKind, EventStatus, Organization, Source, WebhookEvent
 
 

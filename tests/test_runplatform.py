@@ -23,7 +23,7 @@ import redis
 import yaml
 
 from config.queues import ALL_QUEUES
-from ops_app.supervisor import redis_server_path, redis_urls, secret_key_ensure
+from localdev.supervisor import redis_server_path, redis_urls, secret_key_ensure
 
 ROOT = Path(__file__).resolve().parents[1]
 # Whatever the test session configured must not leak in: the platform has to make its own.

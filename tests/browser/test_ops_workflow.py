@@ -18,6 +18,7 @@ from django.db import connections
 from django.utils import timezone
 from playwright.sync_api import Page, expect, sync_playwright
 
+from localdev.demo import CONSULTATION_TASKS
 from ops_app import selectors
 from ops_app.errors import record_error
 from ops_app.models import ErrorRecord
@@ -26,7 +27,6 @@ from tests.factories import SourceFactory
 from tests.support.fake_http import Fault
 from tests.support.signing import matter_payload
 from tests.test_admin_events import make_user, ops_staff_group_ensure
-from webhooks_app.demo import CONSULTATION_TASKS
 from webhooks_app.errors import ErrorCode, failure_kind
 from webhooks_app.models import (
     AssigneeRule,

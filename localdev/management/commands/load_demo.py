@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import URLValidator
 
-from webhooks_app.demo import demo_load
+from localdev.demo import demo_load
 from webhooks_app.models import Source
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8000/sandbox/clio"

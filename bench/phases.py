@@ -15,13 +15,13 @@ from pathlib import Path
 
 from django.db.models import Count, Sum
 
+from bench import infra
+from bench.infra import BenchFailure, ManagedProcess, RssSampler
+from bench.loadgen import raw_request, write_requests
+from bench.tasks import noop
 from config.queues import Queue
-from tests.bench import infra
-from tests.bench.infra import BenchFailure, ManagedProcess, RssSampler
-from tests.bench.loadgen import raw_request, write_requests
-from tests.bench.tasks import noop
+from localdev import demo
 from tests.support.signing import encode, matter_payload, standard_headers
-from webhooks_app import demo
 from webhooks_app.models import (
     ConnectorKind,
     EventItem,
@@ -114,7 +114,7 @@ def signed_requests(source: Source, count: int) -> Path:
 
 def load(port: int, path: str, requests: Path, options: Options, *, cycle: bool, expect: int) -> HttpFigures:
     cmd = [
-        sys.executable, "-m", "tests.bench.loadgen", "--requests", str(requests), "--port", str(port),
+        sys.executable, "-m", "bench.loadgen", "--requests", str(requests), "--port", str(port),
         "--path", path, "--connections", str(options.connections), "--warmup", str(options.warmup),
         "--duration", str(options.duration),
     ]  # fmt: skip

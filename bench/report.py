@@ -10,7 +10,7 @@ from pathlib import Path
 INTAKE_RATIO_BAR = 0.12
 E2E_RATIO_BAR = 0.15
 WORKER_RSS_BAR_MB = 200.0
-# With 1,000,000 events (tests/bench/million.py): median latency of one sequential GET.
+# With 1,000,000 events (bench/million.py): median latency of one sequential GET.
 ADMIN_PAGE_BAR_MS = 500.0
 API_READ_BAR_MS = 100.0
 

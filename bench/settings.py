@@ -10,14 +10,14 @@ from config.queues import TASK_ROUTES, Queue
 from config.settings import *  # noqa: F403
 from config.settings import DATABASES
 
-ROOT_URLCONF = "tests.bench.urls"
+ROOT_URLCONF = "bench.urls"
 
 # The baseline task lives here, never in the product's task modules.
-CELERY_IMPORTS = ["tests.bench.tasks"]
+CELERY_IMPORTS = ["bench.tasks"]
 # Same queue as the real work (webhooks), so both measure the same consumer.
-CELERY_TASK_ROUTES = {**TASK_ROUTES, "tests.bench.tasks.noop": {"queue": Queue.WEBHOOKS.value}}
+CELERY_TASK_ROUTES = {**TASK_ROUTES, "bench.tasks.noop": {"queue": Queue.WEBHOOKS.value}}
 
-# The million phase's database (tests/bench/million.py): the bench process seeds it through this
+# The million phase's database (bench/million.py): the bench process seeds it through this
 # alias; its gunicorn and worker get it as DATABASE_URL, i.e. as their "default".
 if os.environ.get("BENCH_MILLION_DATABASE_NAME"):
     DATABASES["million"] = {**copy.deepcopy(DATABASES["default"]), "NAME": os.environ["BENCH_MILLION_DATABASE_NAME"]}

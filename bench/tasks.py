@@ -3,6 +3,6 @@
 from celery import Task, shared_task
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, name="tests.bench.tasks.noop")
+@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True, name="bench.tasks.noop")
 def noop(self: Task[[int], None], n: int) -> None:
     return None

@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
-from webhooks_app.demo import EVENT_TYPE, STAGE
+from localdev.demo import EVENT_TYPE, STAGE
 from webhooks_app.models import EventStatus, Source, WebhookEvent
 
 LOCAL, SANDBOX = "clio-demo", "clio-sandbox"
@@ -27,7 +27,7 @@ class Kind:
     label: str
     source: str
     location: str
-    # The fake Clio picks its behaviour by the matter id's last digit (webhooks_app.sandbox).
+    # The fake Clio picks its behaviour by the matter id's last digit (localdev.sandbox).
     last_digit: int
 
 

@@ -28,9 +28,9 @@ from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
-from tests.bench import infra
-from tests.bench.infra import BenchFailure
-from webhooks_app import demo
+from bench import infra
+from bench.infra import BenchFailure
+from localdev import demo
 from webhooks_app.errors import ErrorCode, failure_kind
 from webhooks_app.models import ApiKey, ConnectorKind, Organization, SigningScheme, Source, SourceKind, TaskTemplate
 from webhooks_app.models.sources import new_signing_secret
@@ -623,7 +623,11 @@ def measure(*, database_url: str, warmup: int, samples: int, note: str, log: Cal
 
                 def forget(time_range: str) -> Callable[[], None]:
                     key = f"delivery-stats:{organization_id}:{time_range}"
-                    return lambda: cache.delete(key)
+
+                    def clear() -> None:
+                        cache.delete(key)
+
+                    return clear
 
                 for time_range in ("24h", "7d", "30d"):
                     path = f"/api/v1/delivery-stats?range={time_range}"

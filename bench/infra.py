@@ -24,7 +24,7 @@ LOG_DIR = ROOT / "var" / "bench"
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mendhook_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/11"
-BENCH_SETTINGS = "tests.bench.settings"
+BENCH_SETTINGS = "bench.settings"
 # Variables that would make the bench measure something other than the shipped configuration.
 STRIPPED_VARIABLES = (
     "SENTRY_DSN",

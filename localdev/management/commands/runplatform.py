@@ -1,6 +1,6 @@
 """`make run`: Redis, migrations, web, worker, beat and Flower on one machine, in the foreground.
 
-The process supervision lives in ops_app/supervisor.py; this is the platform's plan.
+The process supervision lives in localdev/supervisor.py; this is the platform's plan.
 """
 
 import contextlib
@@ -16,7 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ops_app.supervisor import (
+from localdev.supervisor import (
     ADMIN_USERNAME,
     BASE_DIR,
     DEFAULT_SANDBOX_PATH,

@@ -1,6 +1,6 @@
 """HTTP load generator: keep-alive connections driven by one selector loop, in its own process.
 
-Run as `python -m tests.bench.loadgen ...` by the bench. It sends precomputed raw HTTP/1.1
+Run as `python -m bench.loadgen ...` by the bench. It sends precomputed raw HTTP/1.1
 requests (signed by the parent before any timing starts), one in flight per connection, and
 prints a JSON summary on stdout. One thread and no HTTP library keep the client's own CPU cost
 per request small, which matters on a 2-core machine where the client shares the cores with the
@@ -222,7 +222,7 @@ def run(
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench.loadgen")
+    parser = argparse.ArgumentParser(prog="python -m bench.loadgen")
     parser.add_argument("--requests", type=Path, required=True, help="file written by write_requests")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

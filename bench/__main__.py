@@ -1,4 +1,4 @@
-"""`make bench` (python -m tests.bench): measure mendhook beside baselines from the same run.
+"""`make bench` (python -m bench): measure mendhook beside baselines from the same run.
 
 Exit status: 0 when every bar passes, 1 when a bar fails (the table is still printed), 2 when a
 check the figures depend on fails (e.g. broker messages != accepted events, LocalTask count !=
@@ -13,11 +13,11 @@ import sys
 import time
 from collections.abc import Sequence
 
-from tests.bench import infra, report
+from bench import infra, report
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=10_000, help="events end to end (and no-op tasks)")
     parser.add_argument("--duration", type=float, default=10.0, help="measured seconds per HTTP target")
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per HTTP target")
@@ -44,7 +44,7 @@ def main(argv: Sequence[str]) -> int:
     million_url = infra.million_database_url(urls["DATABASE_URL"])
     if args.only in (None, "million"):
         infra.database_create(million_url)
-        # Read by tests/bench/settings.py: the "million" database alias.
+        # Read by bench/settings.py: the "million" database alias.
         os.environ["BENCH_MILLION_DATABASE_NAME"] = million_url.rsplit("/", 1)[1]
 
     import django
@@ -54,7 +54,7 @@ def main(argv: Sequence[str]) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     from django.core.management import call_command
 
-    from tests.bench import phases
+    from bench import phases
 
     for line in report.machine():
         log(line)
@@ -142,7 +142,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def million_rows(args: argparse.Namespace, million_url: str, checks: list[str], notes: list[str]) -> list[report.Row]:
-    from tests.bench import million
+    from bench import million
 
     note = million.prepare(reseed=args.reseed, max_age=datetime.timedelta(hours=args.million_max_age), log=log)
     figures = million.measure(
