@@ -9,7 +9,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
-    from localdev.supervisor import secret_key_ensure
+    from config.bootstrap import secret_key_ensure
 
     # Settings refuse to load without SECRET_KEY; the embedded default (`make run`) keeps one in
     # var/secret_key. Only runplatform creates it; other commands use it once it exists.

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
@@ -8,5 +9,5 @@ urlpatterns = [
     path("webhooks/", include("webhooks_app.urls")),
     path("health/", health, name="health"),
     path("api/", include("ops_app.api.urls")),
-    path("sandbox/clio/", include("localdev.sandbox")),
+    *([path("sandbox/clio/", include("localdev.sandbox"))] if settings.MENDHOOK_DEMO_SANDBOX else []),
 ]

@@ -1,5 +1,5 @@
 """A stand-in for Clio's task API with scripted faults, so the demo shows retries and dead
-letters without a Clio account. Mounted only when DEMO_SANDBOX is on.
+letters without a Clio account. config/urls.py mounts it only when DEMO_SANDBOX is on.
 
 The matter id picks the behaviour: ending in 7, the API is down for good (5xx: dead letter);
 ending in 3, each task fails twice with 500 and then succeeds (retried); otherwise it works.
@@ -57,4 +57,4 @@ def create_task(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"data": {"id": task.pk}}, status=201)
 
 
-urlpatterns = [path("api/v4/tasks.json", create_task)] if settings.MENDHOOK_DEMO_SANDBOX else []
+urlpatterns = [path("api/v4/tasks.json", create_task)]

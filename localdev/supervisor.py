@@ -3,19 +3,17 @@
 Hand-written instead of a Procfile runner (honcho, foreman), because those start everything at
 once and stop everything at once: here Redis must be up and migrations applied before the others
 start, and Redis must stop only after the processes that use it. Nothing here imports Django
-settings: manage.py calls secret_key_ensure() before settings load.
+settings.
 """
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -23,7 +21,8 @@ from typing import TextIO
 
 from django.core.management.base import CommandError
 
-BASE_DIR = Path(__file__).resolve().parents[1]
+from config.bootstrap import BASE_DIR
+
 STOP_TIMEOUT_SECONDS = 15.0
 READY_TIMEOUT_SECONDS = 60.0
 # sun_path holds 108 bytes on Linux and 104 on macOS; a longer socket path cannot be bound.
@@ -31,38 +30,6 @@ UNIX_SOCKET_PATH_MAX = 100
 ADMIN_USERNAME = "admin"
 DEFAULT_SANDBOX_PATH = "/sandbox/clio"
 COLORS = {"redis": 31, "setup": 35, "web": 32, "worker": 33, "beat": 36, "flower": 34}
-
-
-def var_dir(environ: MutableMapping[str, str] | None = None) -> Path:
-    environ = os.environ if environ is None else environ
-    return Path(environ.get("MENDHOOK_VAR_DIR") or BASE_DIR / "var").resolve()
-
-
-def read_or_create(path: Path, make: Callable[[], str]) -> tuple[str, bool]:
-    """The file's content, or a new value written with owner-only permissions. Returns
-    (value, created)."""
-    if path.exists() and path.read_text().strip():
-        return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = make()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(value + "\n")
-    return value, True
-
-
-def secret_key_ensure(environ: MutableMapping[str, str], *, create: bool) -> None:
-    """Give settings the embedded default's SECRET_KEY, kept in var/secret_key.
-
-    manage.py calls this before settings load (they refuse to load without a key). Only
-    runplatform creates the file; other commands use it once it exists, so
-    `manage.py send_sample_webhooks` works beside `make run` without exporting anything.
-    """
-    if environ.get("SECRET_KEY"):
-        return
-    path = var_dir(environ) / "secret_key"
-    if create or path.exists():
-        environ["SECRET_KEY"], _ = read_or_create(path, lambda: secrets.token_urlsafe(50))
 
 
 def redis_server_path() -> str:

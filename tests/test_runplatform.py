@@ -22,8 +22,9 @@ import pytest
 import redis
 import yaml
 
+from config.bootstrap import secret_key_ensure
 from config.queues import ALL_QUEUES
-from localdev.supervisor import redis_server_path, redis_urls, secret_key_ensure
+from localdev.supervisor import redis_server_path, redis_urls
 
 ROOT = Path(__file__).resolve().parents[1]
 # Whatever the test session configured must not leak in: the platform has to make its own.

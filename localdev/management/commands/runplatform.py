@@ -16,9 +16,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.bootstrap import BASE_DIR, read_or_create, secret_key_ensure, var_dir
 from localdev.supervisor import (
     ADMIN_USERNAME,
-    BASE_DIR,
     DEFAULT_SANDBOX_PATH,
     READY_TIMEOUT_SECONDS,
     UNIX_SOCKET_PATH_MAX,
@@ -26,11 +26,8 @@ from localdev.supervisor import (
     Console,
     Supervisor,
     port_check,
-    read_or_create,
     redis_server_path,
     redis_urls,
-    secret_key_ensure,
-    var_dir,
 )
 
 
