@@ -6,6 +6,7 @@ ending in 3, each task fails twice with 500 and then succeeds (retried); otherwi
 """
 
 import json
+import logging
 
 import redis
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from webhooks_app.models import LocalTask, Organization
 
 _redis: redis.Redis | None = None
+logger = logging.getLogger(__name__)
 
 
 def _counter(key: str) -> int:
@@ -25,6 +27,16 @@ def _counter(key: str) -> int:
     count = int(_redis.incr(f"mendhook:sandbox:{key}"))
     _redis.expire(f"mendhook:sandbox:{key}", 3600)
     return count
+
+
+def scripted_failure(status: int, message: str, *, matter_id: str) -> JsonResponse:
+    """A 5xx the script asked for. Django logs every 5xx as `ERROR django.request Internal Server
+    Error`; these are the demo working as intended (the connector records and retries them), so
+    the response is marked as logged already, as Django itself does once it has logged one."""
+    logger.info("sandbox: scripted %d for matter %s", status, matter_id)
+    response = JsonResponse({"error": message}, status=status)
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
 
 
 @csrf_exempt
@@ -38,9 +50,9 @@ def create_task(request: HttpRequest) -> JsonResponse:
     if not key:
         return JsonResponse({"error": "Idempotency-Key required"}, status=400)
     if matter_id.endswith("7"):
-        return JsonResponse({"error": "service unavailable"}, status=503)
+        return scripted_failure(503, "service unavailable", matter_id=matter_id)
     if matter_id.endswith("3") and _counter(key) <= 2:
-        return JsonResponse({"error": "internal error"}, status=500)
+        return scripted_failure(500, "internal error", matter_id=matter_id)
     organization = Organization.objects.order_by("id").first()
     if organization is None:
         return JsonResponse({"error": "no organization"}, status=500)

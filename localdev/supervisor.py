@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
 
 from django.core.management.base import CommandError
 
 from config.bootstrap import BASE_DIR
+from localdev.console import ChildOutput, Console
 
 STOP_TIMEOUT_SECONDS = 15.0
 READY_TIMEOUT_SECONDS = 60.0
@@ -29,7 +29,11 @@ READY_TIMEOUT_SECONDS = 60.0
 UNIX_SOCKET_PATH_MAX = 100
 ADMIN_USERNAME = "admin"
 DEFAULT_SANDBOX_PATH = "/sandbox/clio"
-COLORS = {"redis": 31, "setup": 35, "web": 32, "worker": 33, "beat": 36, "flower": 34}
+# A child that dies is started again after 1, 2, 4 ... seconds, at most 30; one that ran this
+# long before dying starts the count afresh (a crash loop slows down, a rare crash does not).
+RESTART_DELAY_FIRST_SECONDS = 1.0
+RESTART_DELAY_MAX_SECONDS = 30.0
+RESTART_STABLE_AFTER_SECONDS = 60.0
 
 
 def redis_server_path() -> str:
@@ -64,34 +68,20 @@ def port_check(port: int, option: str) -> None:
             raise CommandError(f"port {port} on 127.0.0.1 is in use ({exc.strerror}); pass {option}") from None
 
 
-class Console:
-    """One writer for every child's lines and our own, so lines never interleave mid-way."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.lock = threading.Lock()
-        self.color = out.isatty() and not os.environ.get("NO_COLOR")
-
-    def write(self, text: str) -> None:
-        with self.lock:
-            try:
-                self.out.write(text + "\n")
-                self.out.flush()
-            except (BrokenPipeError, ValueError):
-                pass
-
-    def child_line(self, name: str, text: str) -> None:
-        prefix = f"{name:<6} |"
-        if self.color:
-            prefix = f"\033[{COLORS.get(name, 37)}m{prefix}\033[0m"
-        self.write(f"{prefix} {text}")
-
-
 @dataclass
 class Child:
+    """One supervised process; after a restart the same Child holds the new process."""
+
     name: str
+    argv: list[str]
+    env: dict[str, str]
     proc: subprocess.Popen[bytes]
     reader: threading.Thread
+    started_at: float
+    reaped: bool = False
+    restarts: int = 0
+    quick_deaths: int = 0
+    restart_at: float | None = None
 
     def has_exited(self) -> bool:
         """True once the process ended. WNOWAIT leaves it a zombie, so its pid (and so its
@@ -106,6 +96,8 @@ class Child:
             return True
 
     def signal_group(self, signum: int) -> None:
+        if self.reaped:
+            return  # its pid may belong to someone else by now
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signum)
 
@@ -113,6 +105,7 @@ class Child:
         # Anything the child left in its group (a gunicorn or prefork pool worker) goes too.
         self.signal_group(signal.SIGKILL)
         code = self.proc.wait()
+        self.reaped = True
         self.reader.join(timeout=2)
         return code
 
@@ -121,9 +114,10 @@ class Supervisor:
     """Starts children in their own sessions, so a terminal's Ctrl-C reaches only us and we
     decide the order in which they stop."""
 
-    def __init__(self, console: Console, env: dict[str, str]) -> None:
+    def __init__(self, console: Console, env: dict[str, str], log_dir: Path) -> None:
         self.console = console
         self.env = env
+        self.log_dir = log_dir
         self.children: list[Child] = []
         self.stop = threading.Event()
         self.hurry = threading.Event()
@@ -140,33 +134,64 @@ class Supervisor:
         self.stop_reason = signal.Signals(signum).name
         self.stop.set()
 
-    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Child:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None, *, logged: bool = True) -> Child:
+        """Start a child whose full output goes to var/log/<name>.log (the console shows what
+        matters); `logged=False` shows every line on the console and writes none to disk."""
+        env = env or self.env
+        proc, reader = self._spawn(name, argv, env, logged=logged)
+        child = Child(name=name, argv=argv, env=env, proc=proc, reader=reader, started_at=time.monotonic())
+        self.children.append(child)
+        return child
+
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], *, logged: bool
+    ) -> tuple[subprocess.Popen[bytes], threading.Thread]:
+        output = ChildOutput(name, self.console, self.log_dir / f"{name}.log" if logged else None)
         proc = subprocess.Popen(  # noqa: S603 - argv built here from our own interpreter and paths
             argv,
             cwd=BASE_DIR,
-            env=env or self.env,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        reader = threading.Thread(target=self._pump, args=(name, proc), name=f"output-{name}", daemon=True)
+        reader = threading.Thread(target=self._pump, args=(output, proc), name=f"output-{name}", daemon=True)
         reader.start()
-        child = Child(name=name, proc=proc, reader=reader)
-        self.children.append(child)
-        return child
+        return proc, reader
 
-    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+    def _pump(self, output: ChildOutput, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        for raw in iter(proc.stdout.readline, b""):
-            self.console.child_line(name, raw.decode(errors="replace").rstrip("\r\n"))
+        try:
+            for raw in iter(proc.stdout.readline, b""):
+                output.line(raw)
+        finally:
+            output.close()
 
-    def first_exited(self) -> Child | None:
-        return next((c for c in self.children if c.has_exited()), None)
+    def tend(self) -> None:
+        """Restart every child that died, after its backoff. Called by the watch loop only, so
+        nothing restarts once a stop signal arrived."""
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is None and child.has_exited():
+                code = child.reap()
+                ran = now - child.started_at
+                child.quick_deaths = 1 if ran >= RESTART_STABLE_AFTER_SECONDS else child.quick_deaths + 1
+                delay = min(RESTART_DELAY_MAX_SECONDS, RESTART_DELAY_FIRST_SECONDS * 2 ** (child.quick_deaths - 1))
+                child.restart_at = now + delay
+                self.console.write(
+                    f"{child.name} exited unexpectedly with code {code} after {ran:.0f} s; "
+                    f"restarting it in {delay:g} s (full output in {self.log_dir / child.name}.log)"
+                )
+            elif child.restart_at is not None and now >= child.restart_at:
+                child.proc, child.reader = self._spawn(child.name, child.argv, child.env, logged=True)
+                child.started_at, child.restart_at, child.reaped = time.monotonic(), None, False
+                child.restarts += 1
+                self.console.write(f"{child.name} restarted (pid {child.proc.pid}, restart {child.restarts})")
 
     def run_to_end(self, name: str, argv: list[str]) -> int | None:
         """Run a one-shot step; None when a stop signal interrupted it."""
-        child = self.start(name, argv)
+        child = self.start(name, argv, logged=False)
         while not child.has_exited():
             if self.stop.wait(0.1):
                 self.stop_all([child])

@@ -163,6 +163,14 @@ def children_of(pid: int) -> set[int]:
     return {int(p) for p in listing.stdout.split()}
 
 
+def child_running(pid: int, word: str) -> int:
+    """The pid of the supervisor's child whose command line has `word` in it."""
+    listing = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True)
+    found = [int(line.split()[0]) for line in listing.stdout.splitlines() if f" {word} " in f" {line} "]
+    assert len(found) == 1, listing.stdout
+    return found[0]
+
+
 def events_by_kind(database: Path) -> dict[str, list[tuple[str, int, str]]]:
     with sqlite3.connect(database) as db:
         rows = db.execute(
@@ -226,6 +234,18 @@ def test_it_runs_the_whole_platform_and_stops_every_process_on_ctrl_c(var_dir: P
         # Workers send task events (-E), so Flower saw the processing tasks.
         assert "webhooks_app.tasks.process_event" in body.decode()
         static_status = http_get(f"{web}/static/admin/css/base.css")[0]
+
+        # A child that dies comes back by itself (here beat, killed with its whole group).
+        beat = child_running(platform.pid, "beat")
+        os.killpg(beat, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while "beat restarted" not in output():
+            assert platform.poll() is None, f"runplatform exited with {platform.returncode}:\n{output()}"
+            assert time.monotonic() < deadline, f"beat not restarted after 60 s:\n{output()}"
+            time.sleep(0.25)
+        assert child_running(platform.pid, "beat") != beat
+        sessions |= children_of(platform.pid)
+        assert len(children_of(platform.pid)) == 5, output()
     finally:
         platform.send_signal(signal.SIGINT)
         try:
@@ -242,6 +262,12 @@ def test_it_runs_the_whole_platform_and_stops_every_process_on_ctrl_c(var_dir: P
     log_text = output()
     assert log_text.index("stopping redis") > log_text.index("stopping web, worker, beat, flower")
     assert log_text.count(password) == 1  # printed once, when the admin user was created
+    assert not any(password in log.read_text() for log in (var_dir / "log").iterdir())
+    # The console shows startup, URLs and what went wrong; each process's full output is in var/log/.
+    assert "beat exited unexpectedly with code -9" in log_text
+    assert "Listening at: " in log_text and " ready." in log_text
+    assert "process_event" not in log_text
+    assert "process_event" in (var_dir / "log" / "worker.log").read_text()
 
     again = subprocess.run(
         [sys.executable, "manage.py", "runplatform", "--prepare-only"],

@@ -17,13 +17,12 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.bootstrap import BASE_DIR, read_or_create, secret_key_ensure, var_dir
+from localdev.console import Console
 from localdev.supervisor import (
     ADMIN_USERNAME,
     DEFAULT_SANDBOX_PATH,
     READY_TIMEOUT_SECONDS,
     UNIX_SOCKET_PATH_MAX,
-    Child,
-    Console,
     Supervisor,
     port_check,
     redis_server_path,
@@ -46,13 +45,15 @@ class Platform:
         self.env = dict(os.environ)
         self.private_redis: Path | None = None
         self.flower_auth_from_env = bool(self.env.get("FLOWER_BASIC_AUTH"))
-        self.supervisor = Supervisor(console, self.env)
+        self.supervisor = Supervisor(console, self.env, log_dir=self.var / "log")
 
     def configure(self) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
         env = self.env
         secret_key_ensure(env, create=True)
         env["PYTHONUNBUFFERED"] = "1"
+        # Production settings insist on HTTPS; the embedded platform serves plain HTTP on loopback.
+        env["PLAIN_HTTP"] = "true"
         env.setdefault("DEMO_SANDBOX", "true" if self.plan.demo else "false")
         env.setdefault("STATIC_ROOT", str(self.var / "static"))
         env.setdefault("WEB_CONCURRENCY", "2")
@@ -100,7 +101,6 @@ class Platform:
         self.configure()
         supervisor = self.supervisor
         supervisor.signals_install()
-        failure: Child | None = None
         try:
             if self.private_redis is not None:
                 self._redis_start(self.private_redis)
@@ -108,18 +108,11 @@ class Platform:
                 self._setup()
             if not supervisor.stop.is_set():
                 self._services_start()
-                failure = self._watch()
+                self._watch()
         finally:
             if supervisor.stop_reason:
                 self.console.write(f"received {supervisor.stop_reason}")
-            if failure is not None:
-                failure.reap()
-                supervisor.children.remove(failure)
             supervisor.shutdown()
-        if failure is not None:
-            raise CommandError(
-                f"{failure.name} exited unexpectedly with code {failure.proc.returncode}; stopped everything"
-            )
         self.console.write("all processes stopped")
 
     def _redis_start(self, sock: Path) -> None:
@@ -143,7 +136,7 @@ class Platform:
         deadline = time.monotonic() + 15
         while not self.supervisor.stop.is_set():
             if child.has_exited():
-                raise CommandError("redis exited during startup (see its output above)")
+                raise CommandError(f"redis exited during startup (see {self.var / 'log' / 'redis.log'})")
             with contextlib.suppress(redis.RedisError):
                 if client.ping():
                     return
@@ -185,16 +178,14 @@ class Platform:
             env=flower_env,
         )
 
-    def _watch(self) -> Child | None:
-        """Wait for a stop signal or a child's death; announce the URLs once web answers."""
+    def _watch(self) -> None:
+        """Until a stop signal: restart any child that dies, and announce the URLs once web
+        answers."""
         announced = False
         deadline = time.monotonic() + READY_TIMEOUT_SECONDS
         next_probe = 0.0
         while not self.supervisor.stop.wait(0.2):
-            dead = self.supervisor.first_exited()
-            if dead is not None:
-                self.console.write(f"{dead.name} exited unexpectedly; stopping everything")
-                return dead
+            self.supervisor.tend()
             if not announced and time.monotonic() >= next_probe:
                 next_probe = time.monotonic() + 0.5
                 if self._web_answers("/health/"):
@@ -203,7 +194,6 @@ class Platform:
                 elif time.monotonic() > deadline:
                     announced = True
                     self.console.write(f"web does not answer /health/ after {READY_TIMEOUT_SECONDS:.0f} s")
-        return None
 
     def _web_answers(self, path: str) -> bool:
         try:
@@ -232,7 +222,8 @@ class Platform:
             lines.append(f"  intake  {web}/webhooks/<source>/   (manage.py create_source --help)")
         if not self._web_answers("/static/admin/css/base.css"):
             lines.append("  note    static files are not served (DEBUG is off): the admin shows without CSS")
-        lines += ["  Ctrl-C stops everything.", ""]
+        lines.append(f"  logs    {self.var / 'log'}/<process>.log   (here: startup, warnings and errors)")
+        lines += ["  A process that dies is restarted; Ctrl-C stops everything.", ""]
         self.console.write("\n".join(lines))
 
 
