@@ -148,16 +148,21 @@ LINES = {
     "[2026-11-29 10:00:03,000: INFO/MainProcess] Task webhooks_app.tasks.process_event[1] received": False,
     "[2026-11-29 10:00:03,000: WARNING/MainProcess] consumer: Connection to broker lost.": True,
     "2026-11-29 10:00:04,000 INFO localdev.sandbox sandbox: scripted 503 for matter 17": False,
+    "2026-11-29 10:00:04,000 WARNING webhooks_app.services.processing [ERR_CLIO_API_FAILED] (item #1)": False,
     "2026-11-29 10:00:04,000 ERROR webhooks_app.services.processing event 1 dead-lettered": True,
+    "2026-11-29 10:00:04,000 WARNING django.security.DisallowedHost Invalid HTTP_HOST header": True,
     "Traceback (most recent call last):": True,
     '  File "x.py", line 1, in <module>': True,
     "ValueError: boom": True,
     "[W 251129 10:00:05 inspector:98] Inspect method stats failed": False,
+    "2026-11-29 10:00:05,000 WARNING flower.inspector Inspect method conf failed": False,
     "[W 251129 10:00:05 inspector:93] Inspect method stats failed: [Errno 111] Connection refused": True,
     "[I 251129 10:00:05 command:168] Visit me at http://127.0.0.1:5555": True,
     "[I 251129 10:00:05 command:170] Broker: redis+socket:///tmp/x/redis.sock": False,
     "1:M 29 Nov 2026 10:00:00.000 * Ready to accept connections unix": True,
     "1:M 29 Nov 2026 10:00:00.000 # Redis version=7.2.4, bits=64": False,
+    "1:M 29 Nov 2026 10:00:00.000 # WARNING Memory overcommit must be enabled! Without it...": False,
+    "1:M 29 Nov 2026 10:00:00.000 # WARNING Could not create server TCP listening socket": True,
 }
 
 
