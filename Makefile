@@ -23,7 +23,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
-	SECRET_KEY=$${SECRET_KEY:-lint-only-insecure-key} $(BIN)/mypy .
+	PLAIN_HTTP=true SECRET_KEY=$${SECRET_KEY:-lint-only-insecure-key} $(BIN)/mypy .
 
 pytest: venv
 	bash .ci/system-deps

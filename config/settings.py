@@ -23,6 +23,10 @@ env = environ.Env()
 VAR_DIR = Path(env.str("MENDHOOK_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# A local run over plain HTTP (make run, the tests, make bench): no TLS redirect, HSTS or
+# secure-only cookies, and a weak SECRET_KEY is tolerated. Off: production, secure by default.
+PLAIN_HTTP = env.bool("PLAIN_HTTP", default=False)
+PRODUCTION = not DEBUG and not PLAIN_HTTP
 
 # No production default: a missing key is a configuration error, not a silent weak secret.
 SECRET_KEY = env.str("SECRET_KEY", default="")
@@ -30,6 +34,14 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("SECRET_KEY must be set (or DJANGO_DEBUG=true for local work).")
     SECRET_KEY = "insecure-local-development-key"  # noqa: S105 - only reachable with DEBUG on
+# Django's own test of a weak key (security.W009), refused at start instead of warned about by
+# a `check --deploy` nobody runs.
+if PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure-")):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is weak: use at least 50 characters with at least 5 different ones, e.g. "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))' "
+        "(PLAIN_HTTP=true or DJANGO_DEBUG=true allow a weak key for local work)."
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -123,9 +135,25 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = env.path("STATIC_ROOT", default=str(VAR_DIR / "static"))
 
-# The intake view enforces each source's own size limit; Django's global cap must not answer
-# first with a non-JSON 400.
-DATA_UPLOAD_MAX_MEMORY_SIZE = None
+# Caps what Django reads into memory for a form or request.body (the admin login, the API):
+# without it an anonymous 64 MiB POST grew a web worker by 191 MiB. The intake reads its body
+# as a stream under each source's own limit, so this cap never answers for it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
+# --- TLS (on by default in production; see PLAIN_HTTP) --------------------------------------
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto: without this, every request looks
+# like plain HTTP to Django and the SSL redirect would loop. Set it only when the proxy strips a
+# client's own X-Forwarded-Proto.
+if env.bool("BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+# Load balancers and container healthchecks probe over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 

@@ -1,12 +1,14 @@
 from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
 from ops_app.views import health
+from webhooks_app.views import not_found as webhook_not_found
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("webhooks_app.urls")),
+    re_path(r"^webhooks$", webhook_not_found),  # else APPEND_SLASH would answer with HTML
     path("health/", health, name="health"),
     path("api/", include("ops_app.api.urls")),
     *([path("sandbox/clio/", include("localdev.sandbox"))] if settings.MENDHOOK_DEMO_SANDBOX else []),

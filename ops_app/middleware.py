@@ -5,14 +5,13 @@ from collections.abc import Callable
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from config.http_errors import error_response
+
 RETRY_AFTER_SECONDS = 5
 
 
 def _unavailable() -> JsonResponse:
-    response = JsonResponse(
-        {"error": {"code": "database_unavailable", "message": "The database is unavailable; retry later."}},
-        status=503,
-    )
+    response = error_response(503, "database_unavailable", "The database is unavailable; retry later.")
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 

@@ -1,19 +1,18 @@
-"""The intake endpoint: POST /webhooks/<source-slug>/.
+"""The intake endpoint: POST /webhooks/<source-slug>/ (the trailing slash is optional).
 
-Cheap checks first (source, content type, size), then the signature over the raw bytes, then
-JSON. Nothing is stored unless every check passes.
+Cheap checks first (source, content type, size), then UTF-8, then the signature over the raw
+bytes, then JSON. Nothing is stored unless every check passes, and every answer under
+/webhooks/ is JSON in the shape of config.http_errors.
 """
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from config.http_errors import error_response
+from webhooks_app.json_bodies import BodyError, body_parse, body_text
 from webhooks_app.selectors import source_for_intake
-from webhooks_app.services.intake import PayloadError, event_receive, parse_payload
+from webhooks_app.services.intake import UnstorableEvent, event_receive
 from webhooks_app.signatures import SignatureError, verify_signature
-
-
-def error_response(status: int, code: str, message: str) -> JsonResponse:
-    return JsonResponse({"error": {"code": code, "message": message}}, status=status)
 
 
 @csrf_exempt
@@ -37,21 +36,30 @@ def intake(request: HttpRequest, source_slug: str) -> JsonResponse:
         return error_response(400, "bad_content_length", "Content-Length is not a number")
     if declared > limit:
         return error_response(413, "payload_too_large", f"body exceeds {limit} bytes")
+    # Read, never request.body: the source's limit, not DATA_UPLOAD_MAX_MEMORY_SIZE, applies here.
     body = request.read(limit + 1)
     if len(body) > limit:
         return error_response(413, "payload_too_large", f"body exceeds {limit} bytes")
 
     headers = dict(request.headers)
     try:
+        # Before the signature: a signing library that decodes the body would call a correctly
+        # signed non-UTF-8 body a bad signature.
+        text = body_text(body)
         verify_signature(source, body, headers)
+        payload = body_parse(text)
+        received = event_receive(source=source, body=body, text=text, payload=payload, headers=headers)
+    except BodyError as exc:
+        return error_response(exc.status, exc.code, exc.message)
     except SignatureError as exc:
         return error_response(401, "invalid_signature", str(exc))
-
-    try:
-        payload = parse_payload(body)
-    except PayloadError as exc:
-        return error_response(400, "invalid_json", str(exc))
-
-    received = event_receive(source=source, body=body, payload=payload, headers=headers)
+    except UnstorableEvent as exc:
+        return error_response(422, "unstorable_payload", str(exc))
     body_out = {**received.event.response_body, "duplicate": received.duplicate}
     return JsonResponse(body_out, status=200 if received.duplicate else 202)
+
+
+@csrf_exempt
+def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any other path under /webhooks/ (an odd slug, an extra segment): JSON, not Django's page."""
+    return error_response(404, "not_found", "no such webhook endpoint; POST to /webhooks/<source-slug>/")

@@ -1,7 +1,5 @@
-"""One error shape for the whole API: {"error": {"code", "message", "fields"}}.
-
-The database-outage middleware (ops_app.middleware) answers 503 in the same shape.
-"""
+"""The API's exception handler and its error schema; the shape itself is built in
+config.http_errors, shared with the intake and the database-outage middleware."""
 
 from typing import Any
 
@@ -11,6 +9,8 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+from config.http_errors import error_body, error_response
 
 
 class Conflict(exceptions.APIException):
@@ -39,13 +39,6 @@ def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
     return {prefix or "non_field_errors": [str(m) for m in messages]}
 
 
-def error_body(code: str, message: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    error: dict[str, Any] = {"code": code, "message": message}
-    if fields:
-        error["fields"] = fields
-    return {"error": error}
-
-
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
@@ -69,7 +62,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
 
 def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
     """Unknown URLs under /api/ answer in the API's error shape, not Django's HTML page."""
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return error_response(404, "not_found", "Not found.")
 
 
 # --- The shape in the OpenAPI schema ----------------------------------------------------------

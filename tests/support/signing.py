@@ -1,5 +1,8 @@
 """Signing requests the way each provider would."""
 
+import base64
+import hashlib
+import hmac
 import json
 import time
 import uuid
@@ -40,3 +43,20 @@ def matter_payload(
 
 def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload).encode()
+
+
+def standard_headers_for_bytes(
+    secret: str, body: bytes, *, msg_id: str | None = None, timestamp: str | None = None
+) -> dict[str, str]:
+    """Standard Webhooks headers over any bytes, as a sender that signs bytes (not text) would:
+    the library's sign() takes text, so it cannot sign a body that is not UTF-8. `timestamp` is
+    sent and signed as given, so it may be anything a sender could put there."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    timestamp = timestamp if timestamp is not None else str(int(time.time()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }

@@ -74,6 +74,9 @@ class WebhookEvent(models.Model):
     entity_id = models.CharField(max_length=200, blank=True)
     payload = models.JSONField()
     headers = models.JSONField(default=dict, help_text="The request headers that were verified")
+    # The body byte for byte as signed: payload may differ where jsonb cannot hold the text
+    # (NUL, lone surrogates). Null for events stored before it was kept.
+    raw_body = models.BinaryField(null=True, editable=False)
 
     status = models.CharField(max_length=20, choices=EventStatus.choices, default=EventStatus.RECEIVED)
     success = models.BooleanField(null=True)

@@ -1,15 +1,19 @@
 """Accepting an inbound webhook: validate, derive its identity, store it once."""
 
 import hashlib
-import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
+from webhooks_app.errors import ErrorCode
+from webhooks_app.json_bodies import UNSTORABLE, payload_storable, text_storable
 from webhooks_app.models import EventStatus, Source, SourceKind, WebhookEvent
 from webhooks_app.services.dispatch import event_publish_new
+
+logger = logging.getLogger(__name__)
 
 # Where each provider puts the event type, its own event id and the entity the event is about.
 EVENT_TYPE_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
@@ -38,8 +42,15 @@ ENTITY_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
 KEPT_HEADERS = ("content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature")
 
 
-class PayloadError(Exception):
-    """The body is not a JSON object."""
+# Ids up to this long are kept verbatim in the key (existing keys stay as they were); longer
+# ones are hashed whole, so two ids sharing a long prefix stay two events.
+MAX_VERBATIM_ID = 240
+HASHED = "sha256:"
+
+
+class UnstorableEvent(Exception):
+    """PostgreSQL refused the event although the body passed every check. Recorded as an error;
+    the sender gets a 422 naming the problem instead of a 500 it would retry forever."""
 
 
 @dataclass(frozen=True)
@@ -58,43 +69,48 @@ def _dig(payload: Mapping[str, Any], paths: Sequence[tuple[str, ...]]) -> str:
     return ""
 
 
-def parse_payload(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("body must be a JSON object")
-    return payload
+def _id_key(prefix: str, raw_id: str) -> str:
+    """One key per id, never one key for two ids: a verbatim id never starts with "sha256:", so
+    it cannot pose as a hashed one, and what PostgreSQL cannot store (NUL) is hashed too."""
+    if len(raw_id) <= MAX_VERBATIM_ID and not raw_id.startswith(HASHED) and not UNSTORABLE.search(raw_id):
+        return prefix + raw_id
+    return prefix + HASHED + hashlib.sha256(raw_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def idempotency_key_for(source: Source, body: bytes, payload: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """From the payload as sent (before payload_storable), so the key sees the ids as sent."""
     lowered = {k.lower(): v for k, v in headers.items()}
     if lowered.get("webhook-id"):
-        return f"wh:{lowered['webhook-id'][:240]}"
+        return _id_key("wh:", lowered["webhook-id"])
     provider_id = _dig(payload, EVENT_ID_PATHS.get(source.kind, []))
     if provider_id:
-        return f"id:{provider_id[:240]}"
-    return "sha256:" + hashlib.sha256(body).hexdigest()
+        return _id_key("id:", provider_id)
+    return HASHED + hashlib.sha256(body).hexdigest()
 
 
-def event_receive(*, source: Source, body: bytes, payload: dict[str, Any], headers: Mapping[str, str]) -> Received:
+def event_receive(
+    *, source: Source, body: bytes, text: str, payload: dict[str, Any], headers: Mapping[str, str]
+) -> Received:
     """Store the event once per (source, idempotency key) and publish it after commit.
 
     The unique constraint, not a prior lookup, decides duplicates, so concurrent deliveries of
-    the same event cannot both insert.
+    the same event cannot both insert. `payload` is made storable in place; the raw body is kept
+    beside it, so nothing the sender signed is lost.
     """
     key = idempotency_key_for(source, body, payload, headers)
-    kept = {k.lower(): v for k, v in headers.items() if k.lower() in KEPT_HEADERS}
+    payload_storable(payload, text)
+    kept = {k.lower(): text_storable(v) for k, v in headers.items() if k.lower() in KEPT_HEADERS}
     try:
         with transaction.atomic():
             event = WebhookEvent.objects.create(
                 organization_id=source.organization_id,
                 source=source,
                 idempotency_key=key,
-                event_type=_dig(payload, EVENT_TYPE_PATHS.get(source.kind, [])) or "unknown",
+                # Cut to their columns: they route and label; the payload keeps them whole.
+                event_type=_dig(payload, EVENT_TYPE_PATHS.get(source.kind, []))[:100] or "unknown",
                 entity_id=_dig(payload, ENTITY_PATHS.get(source.kind, []))[:200],
                 payload=payload,
+                raw_body=body,
                 headers=kept,
                 max_attempts=source.max_attempts,
                 # Published right after commit; event_publish_new sets it back to `received`
@@ -108,4 +124,17 @@ def event_receive(*, source: Source, body: bytes, payload: dict[str, Any], heade
         if existing is None:  # the conflicting row was not a duplicate of ours
             raise
         return Received(event=existing, duplicate=True)
+    except DataError as exc:
+        logger.warning(
+            "intake could not store an event from source %s: %s",
+            source.slug,
+            exc,
+            extra={
+                "function": "webhooks_app.services.intake.event_receive",
+                "action": "intake",
+                "error_code": ErrorCode.VALIDATION,
+                "organization_id": source.organization_id,
+            },
+        )
+        raise UnstorableEvent(f"the database cannot store this payload: {str(exc).splitlines()[0]}") from None
     return Received(event=event, duplicate=False)
