@@ -18,8 +18,8 @@ from django.template import engines
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.html import format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from webhooks_app.models import Source
 from webhooks_app.services.sources import signing_secret_grace, source_secret_rotate
@@ -54,6 +54,9 @@ stop.</p>
 
 
 class SourceForm(ModelForm[Source]):
+    connector_base_url = forms.URLField(
+        label="Connector base URL", required=False, assume_scheme="https", help_text="Clio HTTP API only"
+    )
     new_connector_token = forms.CharField(
         label="Connector token",
         required=False,
@@ -136,7 +139,11 @@ class SourceAdmin(admin.ModelAdmin[Source]):
             rows.append((entry.hint, _when(entry.created_at), state))
         if not rows:
             return "none (nothing verifies: rotate to make one)"
-        return format_html_join(format_html("<br>"), "<code>{}\u2022\u2022\u2022\u2022</code> created {}, {}", rows)
+        return format_html_join(
+            mark_safe("<br>"),
+            "<code>{}\u2022\u2022\u2022\u2022</code> created {}, {}",
+            rows,
+        )
 
     @admin.display(description="connector token")
     def connector_token_state(self, obj: Source) -> str:

@@ -191,15 +191,15 @@ class Source(models.Model):
 
     def rotate_signing_secret(self, *, grace: timedelta, now: datetime) -> str:
         """Adds a new secret and lets the current ones expire after `grace`, so a sender has
-        time to switch. Returns the new secret: the only time it is seen. Already expired
-        secrets are dropped; one expiring sooner than the grace keeps its earlier end."""
+        time to switch. Returns the new secret: the only time it is seen. Expired secrets are
+        dropped; one expiring sooner than the grace keeps its earlier end."""
         secret = self.signing_secret_generate()
         ends = now + grace
         kept = [
             SigningSecret(e.ciphertext, e.hint, e.created_at, min(e.expires_at or ends, ends))
             for e in self.signing_secret_list
-            if e.is_valid(now)
         ]
+        kept = [e for e in kept if e.is_valid(now)]  # a zero grace drops them at once
         fresh = SigningSecret(secret_encrypt(secret), secret_hint(secret), now, None)
         self.signing_secret_entries = [e.to_json() for e in [fresh, *kept]]
         return secret
