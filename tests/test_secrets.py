@@ -234,3 +234,20 @@ def test_the_migration_encrypts_existing_plaintext_secrets_and_tokens():
     assert source.connector_token == TOKEN
     assert "bGVnYWN5LXNlY3JldC0xMjM0NTY3OA" not in row
     assert TOKEN not in row
+
+
+# --- Configuration checks -----------------------------------------------------------------------
+
+
+def test_a_malformed_key_fails_the_system_check_and_an_unset_one_is_flagged_for_deploys(settings):
+    from django.core.checks import run_checks
+
+    settings.SECRETS_ENCRYPTION_KEYS = []
+    assert "mendhook.W001" in {m.id for m in run_checks(include_deployment_checks=True)}
+    assert "mendhook.W001" not in {m.id for m in run_checks()}
+
+    settings.SECRETS_ENCRYPTION_KEYS = ["bad"]
+    assert "mendhook.E001" in {m.id for m in run_checks()}
+
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    assert not {"mendhook.E001", "mendhook.W001"} & {m.id for m in run_checks(include_deployment_checks=True)}

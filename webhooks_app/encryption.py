@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 
 # Separates this key from anything else that might ever be derived from SECRET_KEY.
@@ -69,5 +70,24 @@ def secret_reencrypt(token: str) -> str:
         raise SecretUnreadable("no configured key decrypts this secret (see SECRETS_ENCRYPTION_KEYS)") from None
 
 
-def key_generate() -> str:
-    return Fernet.generate_key().decode()
+# How to make a key, for the deploy check's hint and the README.
+KEY_COMMAND = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
+
+
+@checks.register(checks.Tags.security)
+def encryption_keys_check(**kwargs: object) -> list[checks.CheckMessage]:
+    """A malformed key fails at start-up, not at the first secret written."""
+    try:
+        _current()
+    except ImproperlyConfigured as exc:
+        return [checks.Error(str(exc), id="mendhook.E001")]
+    return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def encryption_keys_deploy_check(**kwargs: object) -> list[checks.CheckMessage]:
+    # A key derived from SECRET_KEY ties every stored secret to SECRET_KEY, and one leak to both.
+    if settings.SECRETS_ENCRYPTION_KEYS:
+        return []
+    message = "SECRETS_ENCRYPTION_KEYS is not set: secrets at rest use a key derived from SECRET_KEY"
+    return [checks.Warning(message, hint=f"Make a key with: {KEY_COMMAND}", id="mendhook.W001")]
