@@ -96,6 +96,19 @@ def test_a_key_rotation_reencrypts_everything_under_the_new_key(organization):
         assert (fresh.signing_secrets, fresh.connector_token) == ([secret], TOKEN)
 
 
+def test_secrets_stored_under_the_derived_key_move_to_a_configured_key(organization, settings):
+    settings.SECRETS_ENCRYPTION_KEYS = []
+    source = SourceFactory(organization=organization)
+    secret = source.signing_secrets[0]
+    settings.SECRETS_ENCRYPTION_KEYS = [Fernet.generate_key().decode()]
+    assert Source.objects.get(pk=source.pk).signing_secrets == [secret]  # still read, before re-encrypting
+
+    call_command("reencrypt_secrets", stdout=io.StringIO())
+    settings.SECRET_KEY = "a-new-secret-key"
+
+    assert Source.objects.get(pk=source.pk).signing_secrets == [secret]
+
+
 def test_without_configured_keys_the_key_comes_from_secret_key(settings):
     settings.SECRETS_ENCRYPTION_KEYS = []
     token = secret_encrypt("s3cret")

@@ -2,8 +2,10 @@
 
 Keys come from SECRETS_ENCRYPTION_KEYS (comma-separated Fernet keys). The first key encrypts;
 every key decrypts, which is how a key is rotated: put the new key first, run
-`manage.py reencrypt_secrets`, then drop the old key. Without the variable (make run, tests) one
-key is derived from SECRET_KEY with HKDF, so changing SECRET_KEY then needs the old one listed.
+`manage.py reencrypt_secrets`, then drop the old key. Without the variable (make run, tests) the
+key is derived from SECRET_KEY with HKDF. That derived key is always tried last when decrypting,
+so an installation that starts setting SECRETS_ENCRYPTION_KEYS keeps reading what it stored
+before, until `reencrypt_secrets` has moved it to the new key.
 """
 
 import base64
@@ -31,8 +33,7 @@ def _derived_key(secret_key: str) -> bytes:
 
 @lru_cache(maxsize=4)
 def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
-    if not keys:
-        return MultiFernet([Fernet(_derived_key(secret_key))])
+    derived = Fernet(_derived_key(secret_key))
     fernets = []
     for position, key in enumerate(keys, start=1):
         try:
@@ -42,7 +43,8 @@ def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
             raise ImproperlyConfigured(
                 f"SECRETS_ENCRYPTION_KEYS: key {position} is not a Fernet key (32 url-safe base64-encoded bytes)"
             ) from None
-    return MultiFernet(fernets)
+    # Decrypt-only unless it is the only key (see the module docstring).
+    return MultiFernet([*fernets, derived])
 
 
 def _current() -> MultiFernet:
