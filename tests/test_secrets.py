@@ -73,7 +73,7 @@ def test_the_connector_sends_the_decrypted_token_downstream(organization, fake_c
     assert fake_clio.requests[-1]["headers"]["authorization"] == f"Bearer {TOKEN}"
 
 
-def test_a_key_rotation_reencrypts_everything_under_the_new_key(organization):
+def test_a_key_rotation_reencrypts_everything_under_the_new_key(organization, caplog):
     old_key, new_key = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     with override_settings(SECRETS_ENCRYPTION_KEYS=[old_key]):
         source = SourceFactory(organization=organization)
@@ -83,6 +83,9 @@ def test_a_key_rotation_reencrypts_everything_under_the_new_key(organization):
     with override_settings(SECRETS_ENCRYPTION_KEYS=[new_key]):
         # Dropping the old key too early: nothing verifies, and the token is unreadable.
         assert Source.objects.get(pk=source.pk).signing_secrets == []
+        unreadable = [r for r in caplog.records if getattr(r, "error_code", "") == "ERR_SECRET_UNREADABLE"]
+        assert len(unreadable) == 1
+        assert secret not in unreadable[0].getMessage()
         with pytest.raises(SecretUnreadable):
             _ = Source.objects.get(pk=source.pk).connector_token
         with pytest.raises(CommandError, match="keep the old key listed"):

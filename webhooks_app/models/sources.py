@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from webhooks_app.encryption import SecretUnreadable, secret_decrypt, secret_encrypt
+from webhooks_app.errors import ErrorCode
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,7 @@ class Source(models.Model):
                     "signing secret %s of source %s is unreadable with the configured keys",
                     entry.hint,
                     self.slug,
-                    extra={"error_code": "ERR_SECRET_UNREADABLE"},
+                    extra={"error_code": ErrorCode.SECRET_UNREADABLE},
                 )
         return valid
 
