@@ -141,7 +141,7 @@ class SourceAdmin(admin.ModelAdmin[Source]):
             return "none (nothing verifies: rotate to make one)"
         return format_html_join(
             mark_safe("<br>"),
-            "<code>{}\u2022\u2022\u2022\u2022</code> created {}, {}",
+            "<code>{}</code> created {}, {}",
             rows,
         )
 
