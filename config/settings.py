@@ -218,6 +218,11 @@ MENDHOOK_SOURCE_CACHE_SECONDS = env.float("SOURCE_CACHE_SECONDS", default=5.0)
 # A fake Clio at /sandbox/clio/ with scripted faults, for the demo; never on in production.
 MENDHOOK_DEMO_SANDBOX = env.bool("DEMO_SANDBOX", default=False)
 MENDHOOK_HTTP_TIMEOUT_SECONDS = env.float("CONNECTOR_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Fernet keys for signing secrets and connector tokens at rest: the first encrypts, all decrypt
+# (rotation: webhooks_app/encryption.py). Empty: one key derived from SECRET_KEY.
+SECRETS_ENCRYPTION_KEYS = env.list("SECRETS_ENCRYPTION_KEYS", default=[])
+# How long a rotated-out signing secret still verifies, so senders can switch.
+MENDHOOK_SIGNING_SECRET_GRACE_HOURS = env.float("SIGNING_SECRET_GRACE_HOURS", default=24.0)
 
 # --- Logging and Sentry ----------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -17,7 +17,7 @@ from webhooks_app.models import (
     SourceKind,
     TaskTemplate,
 )
-from webhooks_app.models.sources import new_signing_secret
+from webhooks_app.models.sources import new_signing_secret, signing_secret_entries_for
 
 STAGE = "consultation"
 EVENT_TYPE = "matter.stage_changed"
@@ -81,7 +81,7 @@ def demo_load(*, sandbox_url: str) -> DemoSetup:
             "organization": organization,
             "kind": SourceKind.CLIO,
             "signing_scheme": SigningScheme.STANDARD_WEBHOOKS,
-            "signing_secrets": [new_signing_secret()],
+            "signing_secret_entries": signing_secret_entries_for(new_signing_secret()),
             "connector": ConnectorKind.LOCAL,
         },
     )
@@ -91,7 +91,7 @@ def demo_load(*, sandbox_url: str) -> DemoSetup:
             "organization": organization,
             "kind": SourceKind.CLIO,
             "signing_scheme": SigningScheme.STANDARD_WEBHOOKS,
-            "signing_secrets": [new_signing_secret()],
+            "signing_secret_entries": signing_secret_entries_for(new_signing_secret()),
             "connector": ConnectorKind.CLIO_HTTP,
             "connector_base_url": sandbox_url,
         },

@@ -30,6 +30,12 @@ def test_the_checked_in_schema_is_what_the_code_generates():
     assert out.getvalue() == SCHEMA_FILE.read_text(), f"docs/openapi.yaml is stale; regenerate it: {REGENERATE}"
 
 
+def test_the_schema_names_no_secret_field():
+    text = SCHEMA_FILE.read_text().lower()
+
+    assert [word for word in ("signing_secret", "connector_token", "ciphertext", "whsec_") if word in text] == []
+
+
 def test_the_schema_and_its_docs_are_served_without_a_key(client):
     schema = client.get("/api/schema/")
     docs = client.get("/api/docs/")
@@ -51,6 +57,15 @@ def raw_key(source) -> str:
     make_event(source, status=EventStatus.SUCCEEDED, attempts=1)
     _, raw = ApiKey.issue(organization=source.organization, name="schemathesis")
     return raw
+
+
+@pytest.fixture
+def secrets_held(source, raw_key) -> list[str]:
+    """What no response may contain: the source's secrets, its token, the key, their ciphertexts."""
+    source.connector_token = "clio-token-schemathesis-91c2"
+    source.save()
+    ciphertexts = [e["ciphertext"] for e in source.signing_secret_entries] + [source.connector_token_encrypted]
+    return [*source.signing_secrets, source.connector_token, raw_key, *ciphertexts]
 
 
 @pytest.fixture
@@ -89,13 +104,18 @@ schema.app = application
     # The database fixtures are function-scoped on purpose: every example sees the same data.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-def test_no_generated_request_gets_a_5xx_or_a_response_outside_the_schema(case, raw_key, wsgi_calls, unthrottled):
+def test_no_generated_request_gets_a_5xx_or_a_response_outside_the_schema(
+    case, raw_key, secrets_held, wsgi_calls, unthrottled
+):
     # Every built-in check but one: a pagination cursor is opaque, so the schema cannot tell a
     # valid one from a forged one (nor a replay window whose end precedes its start), and such
     # input is rightly a 400.
-    case.call_and_validate(
+    response = case.call_and_validate(
         headers={"Authorization": f"Bearer {raw_key}"}, excluded_checks=[checks.positive_data_acceptance]
     )
+
+    answer = response.content.decode(errors="replace") + str(dict(response.headers))
+    assert [s for s in secrets_held if s in answer] == []
 
 
 # --- Real objects against the schema ------------------------------------------------------------

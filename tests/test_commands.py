@@ -115,13 +115,13 @@ def test_it_answers_bad_input_on_the_command_line_without_a_traceback() -> None:
 
 def test_it_loads_the_demo_once_and_keeps_its_secrets_when_run_again(db: None) -> None:
     first = run("load_demo")
-    secrets_first = dict(Source.objects.values_list("slug", "signing_secrets"))
+    secrets_first = {s.slug: s.signing_secrets for s in Source.objects.all()}
     counts_first = counts()
 
     second = run("load_demo", "--sandbox-url", "http://127.0.0.1:9999/sandbox/clio/")
 
     assert counts() == counts_first == (1, 2, 10, 4)
-    assert dict(Source.objects.values_list("slug", "signing_secrets")) == secrets_first
+    assert {s.slug: s.signing_secrets for s in Source.objects.all()} == secrets_first
     for secret in (s[0] for s in secrets_first.values()):
         assert secret in first
         assert secret in second

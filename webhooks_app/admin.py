@@ -29,7 +29,6 @@ from webhooks_app.models import (
     OperatorActionKind,
     Organization,
     ProcessingAttempt,
-    Source,
     TaskTemplate,
     WebhookEvent,
 )
@@ -356,12 +355,6 @@ class OperatorActionAdmin(ReadOnlyMixin, admin.ModelAdmin[OperatorAction]):
 class OrganizationAdmin(admin.ModelAdmin[Organization]):
     list_display = ["name", "slug", "created_at"]
     prepopulated_fields = {"slug": ("name",)}
-
-
-@admin.register(Source)
-class SourceAdmin(admin.ModelAdmin[Source]):
-    list_display = ["slug", "organization", "kind", "signing_scheme", "connector", "enabled"]
-    list_filter = ["kind", "enabled", "connector"]
 
 
 @admin.register(TaskTemplate)

@@ -18,6 +18,7 @@ class ErrorCode(models.TextChoices):
     CONNECTION = "ERR_CONNECTION", "Could not connect downstream"
     VALIDATION = "ERR_VALIDATION", "Payload failed validation"
     INTERNAL = "ERR_INTERNAL", "Unexpected error in mendhook"
+    SECRET_UNREADABLE = "ERR_SECRET_UNREADABLE", "A stored secret cannot be decrypted with the configured keys"
 
 
 class FailureKind(models.TextChoices):

@@ -5,6 +5,7 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from webhooks_app.models import SigningScheme, Source
@@ -15,7 +16,7 @@ class SignatureError(Exception):
 
 
 def verify_signature(source: Source, body: bytes, headers: Mapping[str, str]) -> None:
-    secrets = [s for s in source.signing_secrets if s]
+    secrets = [s for s in source.signing_secrets_valid(now=timezone.now()) if s]
     if not secrets:
         raise SignatureError("the source has no signing secret configured")
     if source.signing_scheme == SigningScheme.STANDARD_WEBHOOKS:

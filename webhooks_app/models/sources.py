@@ -1,8 +1,24 @@
-"""Organizations and the sources that send them webhooks."""
+"""Organizations and the sources that send them webhooks.
 
+A source's signing secrets and connector token are write-only: stored encrypted
+(webhooks_app.encryption), readable in code that needs them (signature checks, connectors), and
+shown to people once, when made; after that only a masked hint."""
+
+import base64
+import logging
 import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import models
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from webhooks_app.encryption import SecretUnreadable, secret_decrypt, secret_encrypt
+from webhooks_app.errors import ErrorCode
+
+logger = logging.getLogger(__name__)
 
 
 class Organization(models.Model):
@@ -38,9 +54,65 @@ class ConnectorKind(models.TextChoices):
 
 def new_signing_secret() -> str:
     # The Standard Webhooks secret format: "whsec_" + base64 of 24-64 random bytes.
-    import base64
-
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secret_for_scheme(scheme: str) -> str:
+    if scheme == SigningScheme.STANDARD_WEBHOOKS:
+        return new_signing_secret()
+    return secrets.token_hex(32)  # the bare HMAC scheme takes any string; hex is easy to paste
+
+
+def secret_hint(secret: str) -> str:
+    """What people may see of a secret: its kind and last four characters, enough to tell two
+    apart and far too little to sign with."""
+    prefix = "whsec_" if secret.startswith("whsec_") else ""
+    return f"{prefix}\u2026{secret[-4:]}"
+
+
+@dataclass(frozen=True)
+class SigningSecret:
+    """One entry of Source.signing_secret_entries. Only `ciphertext` is secret."""
+
+    ciphertext: str
+    hint: str
+    created_at: datetime
+    # None: valid until the next rotation. Set by a rotation: valid until then (the grace period).
+    expires_at: datetime | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "SigningSecret":
+        expires = data.get("expires_at")
+        return cls(
+            ciphertext=data["ciphertext"],
+            hint=data["hint"],
+            created_at=_parse(data["created_at"]),
+            expires_at=_parse(expires) if expires else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ciphertext": self.ciphertext,
+            "hint": self.hint,
+            "created_at": self.created_at.isoformat(),
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+        }
+
+    def is_valid(self, now: datetime) -> bool:
+        return self.expires_at is None or self.expires_at > now
+
+
+def signing_secret_entries_for(*secrets: str) -> list[dict[str, Any]]:
+    """Stored form of new secrets valid until rotated: for Source(signing_secret_entries=...)."""
+    now = timezone.now()
+    return [SigningSecret(secret_encrypt(s), secret_hint(s), now, None).to_json() for s in secrets]
+
+
+def _parse(value: str) -> datetime:
+    parsed = parse_datetime(value)
+    if parsed is None:
+        raise ValueError(f"not an ISO datetime: {value!r}")
+    return parsed
 
 
 class Source(models.Model):
@@ -52,8 +124,11 @@ class Source(models.Model):
     signing_scheme = models.CharField(
         max_length=30, choices=SigningScheme.choices, default=SigningScheme.STANDARD_WEBHOOKS
     )
-    # Several secrets at once so a sender can rotate: any one of them verifies.
-    signing_secrets = models.JSONField(default=list)
+    # Several secrets at once so a sender can rotate: any unexpired one verifies. Newest first;
+    # each a SigningSecret (Fernet ciphertext plus what may be shown). One JSON column rather
+    # than a table: the intake reads its source from a per-process cache in one query, and a
+    # rotation then changes that one row, which is what invalidates the cache.
+    signing_secret_entries = models.JSONField(default=list, editable=False)
     signature_header = models.CharField(
         max_length=100, default="X-Signature", help_text="Header of the HMAC-SHA256 scheme"
     )
@@ -69,9 +144,75 @@ class Source(models.Model):
 
     connector = models.CharField(max_length=20, choices=ConnectorKind.choices, default=ConnectorKind.LOCAL)
     connector_base_url = models.URLField(blank=True)
-    connector_token = models.CharField(max_length=500, blank=True)
+    # Fernet ciphertext of the connector's API token; empty when there is none.
+    connector_token_encrypted = models.TextField(blank=True, editable=False)
 
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.slug
+
+    # --- Signing secrets ------------------------------------------------------------------------
+
+    @property
+    def signing_secret_list(self) -> list[SigningSecret]:
+        return [SigningSecret.from_json(entry) for entry in self.signing_secret_entries]
+
+    def signing_secrets_valid(self, *, now: datetime) -> list[str]:
+        """The secrets that verify a request at `now`, newest first. Expired ones are not even
+        decrypted."""
+        valid = []
+        for entry in self.signing_secret_list:
+            if not entry.is_valid(now):
+                continue
+            try:
+                valid.append(secret_decrypt(entry.ciphertext))
+            except SecretUnreadable:
+                # A key was dropped before reencrypt_secrets ran; the rest may still verify.
+                logger.error(
+                    "signing secret %s of source %s is unreadable with the configured keys",
+                    entry.hint,
+                    self.slug,
+                    extra={"error_code": ErrorCode.SECRET_UNREADABLE},
+                )
+        return valid
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """The secrets valid now, newest first: what a sender signs with (tests, the demo)."""
+        return self.signing_secrets_valid(now=timezone.now())
+
+    @signing_secrets.setter
+    def signing_secrets(self, values: list[str]) -> None:
+        """Replaces every secret (no grace period); `rotate_signing_secret` is the gentle way."""
+        self.signing_secret_entries = signing_secret_entries_for(*values)
+
+    def signing_secret_generate(self) -> str:
+        return signing_secret_for_scheme(self.signing_scheme)
+
+    def rotate_signing_secret(self, *, grace: timedelta, now: datetime) -> str:
+        """Adds a new secret and lets the current ones expire after `grace`, so a sender has
+        time to switch. Returns the new secret: the only time it is seen. Expired secrets are
+        dropped; one expiring sooner than the grace keeps its earlier end."""
+        secret = self.signing_secret_generate()
+        ends = now + grace
+        kept = [
+            SigningSecret(e.ciphertext, e.hint, e.created_at, min(e.expires_at or ends, ends))
+            for e in self.signing_secret_list
+        ]
+        kept = [e for e in kept if e.is_valid(now)]  # a zero grace drops them at once
+        fresh = SigningSecret(secret_encrypt(secret), secret_hint(secret), now, None)
+        self.signing_secret_entries = [e.to_json() for e in [fresh, *kept]]
+        return secret
+
+    # --- Connector token ----------------------------------------------------------------------
+
+    @property
+    def connector_token(self) -> str:
+        if not self.connector_token_encrypted:
+            return ""
+        return secret_decrypt(self.connector_token_encrypted)
+
+    @connector_token.setter
+    def connector_token(self, value: str) -> None:
+        self.connector_token_encrypted = secret_encrypt(value) if value else ""

@@ -1,6 +1,5 @@
 """Register a webhook source (and its organization, if new) with a fresh signing secret."""
 
-import secrets
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -9,7 +8,7 @@ from django.core.validators import URLValidator, validate_slug
 from django.db import IntegrityError, transaction
 
 from webhooks_app.models import ConnectorKind, Organization, SigningScheme, Source, SourceKind
-from webhooks_app.models.sources import new_signing_secret
+from webhooks_app.models.sources import signing_secret_entries_for, signing_secret_for_scheme
 
 SLUG_MAX_LENGTH = 100
 
@@ -62,7 +61,8 @@ class Command(BaseCommand):
         if Source.objects.filter(slug=slug).exists():
             raise CommandError(f"a source with slug {slug!r} already exists")
 
-        secret = new_signing_secret() if scheme == SigningScheme.STANDARD_WEBHOOKS else secrets.token_hex(32)
+        # Shown once, below; stored only encrypted.
+        secret = signing_secret_for_scheme(scheme)
         try:
             with transaction.atomic():
                 organization, _ = Organization.objects.get_or_create(slug=org_slug, defaults={"name": org_slug})
@@ -71,7 +71,7 @@ class Command(BaseCommand):
                     slug=slug,
                     kind=kind,
                     signing_scheme=scheme,
-                    signing_secrets=[secret],
+                    signing_secret_entries=signing_secret_entries_for(secret),
                     connector=connector,
                     connector_base_url=connector_url,
                 )
