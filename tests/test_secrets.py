@@ -226,8 +226,8 @@ def test_rotate_source_secret_refuses_bad_input_and_changes_nothing(organization
 def test_the_migration_encrypts_existing_plaintext_secrets_and_tokens():
     executor = MigrationExecutor(connection)
     before, after = (
-        [("webhooks_app", "0006_event_list_dashboard_indexes")],
-        [("webhooks_app", "0007_source_secrets_encrypted")],
+        [("webhooks_app", "0007_event_raw_body")],
+        [("webhooks_app", "0008_source_secrets_encrypted")],
     )
     executor.migrate(before)
     try:

@@ -39,7 +39,7 @@ def secrets_decrypt(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("webhooks_app", "0006_event_list_dashboard_indexes"),
+        ("webhooks_app", "0007_event_raw_body"),
     ]
 
     operations = [
