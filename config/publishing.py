@@ -5,8 +5,11 @@ the reverse, so no import cycle forms. The queue a task lands on comes from CELE
 (config.queues), which `send_task` applies by name like `apply_async` does.
 """
 
+import json
+from collections import Counter
 from typing import Any
 
+import amqp.exceptions
 from celery import current_app
 
 # kombu's Redis transport keeps one list per priority step next to the queue's own list;
@@ -31,5 +34,32 @@ def queue_depth(queue: str) -> int:
             for suffix in _REDIS_PRIORITY_SUFFIXES:
                 pipe.llen(queue + suffix)
             return int(sum(pipe.execute()))
-        declared = channel.queue_declare(queue=queue, passive=True)
+        try:
+            declared = channel.queue_declare(queue=queue, passive=True)
+        except amqp.exceptions.NotFound:
+            # Not declared yet (no worker has consumed it, nothing was published): empty. The
+            # broker closes the channel after a failed passive declare; the connection goes with it.
+            return 0
         return int(declared.message_count)
+
+
+def queue_unacked() -> dict[str, int] | None:
+    """Messages delivered to a worker but not yet acknowledged, per queue (acks_late keeps a
+    message unacknowledged until its task ends). Raises when the broker is unreachable.
+
+    Redis: kombu's transport keeps each such message in its `unacked` hash with the routing key
+    it was published with, which names the queue here (config.queues). AMQP does not tell
+    through the protocol (only the management API would), so None: unknown, not zero.
+    """
+    with current_app.connection_for_read() as conn:
+        channel: Any = conn.default_channel
+        if conn.transport.driver_type != "redis":
+            return None
+        counts: Counter[str] = Counter()
+        for raw in channel.client.hvals(channel.unacked_key):
+            try:
+                _message, _exchange, routing_key = json.loads(raw)
+            except (ValueError, TypeError):
+                routing_key = ""
+            counts[str(routing_key)] += 1
+        return dict(counts)
