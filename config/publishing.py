@@ -5,8 +5,10 @@ the reverse, so no import cycle forms. The queue a task lands on comes from CELE
 (config.queues), which `send_task` applies by name like `apply_async` does.
 """
 
+import contextlib
 import json
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import amqp.exceptions
@@ -24,23 +26,39 @@ def publish(task_name: str, *args: Any, countdown: float | None = None) -> None:
 
 
 def queue_depth(queue: str) -> int:
-    """Messages waiting (not yet delivered) in `queue`, through each transport's public API:
-    LLEN on Redis, a passive queue_declare on AMQP. Raises when the broker is unreachable."""
+    """Messages waiting (not yet delivered) in `queue`. Raises when the broker is unreachable."""
+    return queue_depths([queue])[queue]
+
+
+def queue_depths(queues: Iterable[str]) -> dict[str, int]:
+    """Messages waiting in each queue, on one connection, through each transport's public API:
+    LLEN on Redis (one round trip), a passive queue_declare on AMQP. Raises when the broker is
+    unreachable (one try: a health check that waits out retries is no health check)."""
+    names = list(queues)
     with current_app.connection_for_read() as conn:
-        channel: Any = conn.default_channel  # kombu's channel types do not declare these members
+        conn.ensure_connection(max_retries=0)
         if conn.transport.driver_type == "redis":
-            client = channel.client
-            pipe = client.pipeline()
-            for suffix in _REDIS_PRIORITY_SUFFIXES:
-                pipe.llen(queue + suffix)
-            return int(sum(pipe.execute()))
-        try:
-            declared = channel.queue_declare(queue=queue, passive=True)
-        except amqp.exceptions.NotFound:
-            # Not declared yet (no worker has consumed it, nothing was published): empty. The
-            # broker closes the channel after a failed passive declare; the connection goes with it.
-            return 0
-        return int(declared.message_count)
+            channel: Any = conn.default_channel  # kombu's channel types do not declare these members
+            pipe = channel.client.pipeline()
+            for name in names:
+                for suffix in _REDIS_PRIORITY_SUFFIXES:
+                    pipe.llen(name + suffix)
+            lengths = pipe.execute()
+            step = len(_REDIS_PRIORITY_SUFFIXES)
+            return {name: int(sum(lengths[i * step : (i + 1) * step])) for i, name in enumerate(names)}
+        return {name: _amqp_depth(conn, name) for name in names}
+
+
+def _amqp_depth(conn: Any, queue: str) -> int:
+    # A channel of its own: the broker closes a channel after a failed passive declare.
+    channel = conn.channel()
+    try:
+        return int(channel.queue_declare(queue=queue, passive=True).message_count)
+    except amqp.exceptions.NotFound:
+        return 0  # not declared yet (no worker consumed it, nothing published): empty
+    finally:
+        with contextlib.suppress(Exception):
+            channel.close()
 
 
 def queue_unacked() -> dict[str, int] | None:
@@ -52,6 +70,7 @@ def queue_unacked() -> dict[str, int] | None:
     through the protocol (only the management API would), so None: unknown, not zero.
     """
     with current_app.connection_for_read() as conn:
+        conn.ensure_connection(max_retries=0)
         channel: Any = conn.default_channel
         if conn.transport.driver_type != "redis":
             return None
