@@ -36,8 +36,9 @@ class IllegalTransition(Exception):
 TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
     # Published (queued), or claimed by a worker that got a message before the row said so.
     EventStatus.RECEIVED: frozenset({EventStatus.QUEUED, EventStatus.PROCESSING}),
-    # Back to received when the broker refused the publish, so the sweeper sends it again.
-    EventStatus.QUEUED: frozenset({EventStatus.RECEIVED, EventStatus.PROCESSING}),
+    # Back to received when the broker refused the publish, so the sweeper sends it again;
+    # queued again when the healer re-publishes it (its wait starts afresh).
+    EventStatus.QUEUED: frozenset({EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING}),
     # An attempt ends in an outcome; processing -> processing is a takeover (lease ran out,
     # or the same message redelivered after its worker died).
     EventStatus.PROCESSING: frozenset(
