@@ -115,7 +115,7 @@ DONE = statuses_in(StatusGroup.DONE)
 NEEDS_ATTENTION = NEEDS_HUMAN
 # The failures a person may act on: everything that needs one, and a scheduled retry they may
 # pull forward or settle themselves.
-ACTIONABLE = (*RETRY_PENDING, *NEEDS_HUMAN)
+ACTIONABLE = (*NEEDS_HUMAN, *RETRY_PENDING)
 
 
 class EventAction(models.TextChoices):
