@@ -16,13 +16,15 @@ class Queue(StrEnum):
 
 ALL_QUEUES = ",".join(q.value for q in Queue)
 
-# Routes by task-name prefix; each task module's tasks land on one queue.
-TASK_ROUTES = {
-    "webhooks_app.tasks.process_event": {"queue": Queue.WEBHOOKS.value},
-    "webhooks_app.tasks.send_dead_letter_alert": {"queue": Queue.ALERTS.value},
-    "webhooks_app.tasks.dispatch_due_retries": {"queue": Queue.MAINTENANCE.value},
-    "webhooks_app.tasks.sweep_undispatched_events": {"queue": Queue.MAINTENANCE.value},
-    "webhooks_app.tasks.heal_stuck_events": {"queue": Queue.MAINTENANCE.value},
-    "workflows_app.tasks.*": {"queue": Queue.WORKFLOWS.value},
-    "ops_app.tasks.*": {"queue": Queue.MAINTENANCE.value},
+# The queue of each task, by name or task-module prefix; each task module's tasks land on one
+# queue. Celery's routes (and Flower's view) derive from this, so a queue is named only here.
+QUEUE_OF_TASK: dict[str, Queue] = {
+    "webhooks_app.tasks.process_event": Queue.WEBHOOKS,
+    "webhooks_app.tasks.send_dead_letter_alert": Queue.ALERTS,
+    "webhooks_app.tasks.dispatch_due_retries": Queue.MAINTENANCE,
+    "webhooks_app.tasks.sweep_undispatched_events": Queue.MAINTENANCE,
+    "webhooks_app.tasks.heal_stuck_events": Queue.MAINTENANCE,
+    "workflows_app.tasks.*": Queue.WORKFLOWS,
+    "ops_app.tasks.*": Queue.MAINTENANCE,
 }
+TASK_ROUTES = {pattern: {"queue": queue.value} for pattern, queue in QUEUE_OF_TASK.items()}

@@ -11,7 +11,8 @@ from django.template.defaultfilters import pluralize
 from django.urls import reverse
 
 from ops_app import selectors
-from webhooks_app.models import EventAction, EventStatus
+from webhooks_app.models import EventStatus
+from webhooks_app.models.events import ACTIONABLE
 
 EVENTS_URL = "admin:webhooks_app_webhookevent_changelist"
 ERRORS_URL = "admin:ops_app_errorrecord_changelist"
@@ -107,7 +108,7 @@ def daily_chart(days: list[selectors.DailyPartialFailures], *, width: int = 640,
                 title=f"{day.day:%b %-d}: {day.open} open, {day.resolved} resolved, {day.failed_tasks} failed tasks",
                 url=_url(
                     EVENTS_URL,
-                    action__exact=EventAction.PARTIAL_FAILURE,
+                    status__exact=EventStatus.PARTIAL_FAILURE,
                     received_at__date=day.day.isoformat(),
                 ),
             )
@@ -141,7 +142,7 @@ def code_bars(codes: list[selectors.ErrorCodeCount]) -> list[CodeBar]:
             failed_items=c.failed_items,
             events=c.events,
             percent=round(100 * c.failed_items / top, 1),
-            url=_url(EVENTS_URL, error_code=c.code, action__exact=EventAction.PARTIAL_FAILURE, received="7d"),
+            url=_url(EVENTS_URL, error_code=c.code, status__in=",".join(ACTIONABLE), received="7d"),
         )
         for c in codes
     ]
@@ -156,14 +157,24 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
     counts = selectors.attention_counts(now=now)
     cards = []
     if sees_events:
+        # One card per status, each exactly the events list filtered by it: an event is
+        # counted once, by its status now, so the cards add up (docs/architecture.md).
         cards += [
             Card(
                 "partial_failures",
                 "Partial failures",
                 counts.partial_failures,
-                _url(EVENTS_URL, action__exact=EventAction.PARTIAL_FAILURE, received="7d"),
-                f"last {selectors.ATTENTION_DAYS} days, not yet resolved or healed",
+                _url(EVENTS_URL, status__exact=EventStatus.PARTIAL_FAILURE),
+                "some items failed; waits for a person",
                 "partial_failure",
+            ),
+            Card(
+                "failed",
+                "Failed",
+                counts.failed,
+                _url(EVENTS_URL, status__exact=EventStatus.FAILED),
+                "nothing could be done (e.g. an invalid payload)",
+                "failed",
             ),
             Card(
                 "dead_letters",
@@ -172,6 +183,14 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
                 _url(EVENTS_URL, status__exact=EventStatus.DEAD_LETTER),
                 "gave up after every retry",
                 "dead_letter",
+            ),
+            Card(
+                "retry_scheduled",
+                "Waiting for automatic retry",
+                counts.retry_scheduled,
+                _url(EVENTS_URL, status__exact=EventStatus.RETRY_SCHEDULED),
+                "failed; retried automatically (a recoverable code fails again until fixed)",
+                "retry_scheduled",
             ),
         ]
     if sees_errors:
@@ -190,7 +209,6 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
         context["daily"] = daily_chart(selectors.daily_partial_failures(now=now))
         context["codes"] = code_bars(selectors.top_error_codes(now=now))
         context["codes_days"] = selectors.ATTENTION_DAYS
-        context["retry_scheduled_url"] = _url(EVENTS_URL, status__exact=EventStatus.RETRY_SCHEDULED)
     if sees_errors:
         context["error_groups"] = selectors.error_groups_unresolved()
         context["errors_url"] = _url(ERRORS_URL, resolved__exact="0")

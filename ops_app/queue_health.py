@@ -9,7 +9,7 @@ import logging
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import kombu.exceptions
@@ -19,16 +19,15 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from config.celery_app import app as celery_app
+from config.publishing import queue_depths, queue_unacked
 from config.queues import Queue
-from ops_app.stats import COMPLETED, DEAD_LETTER, FAILED, events_of
-from webhooks_app.models import EventStatus
+from ops_app.stats import Counts, delivery_stats, events_of
+from webhooks_app.models.events import RETRY_PENDING, WAITING
 
 logger = logging.getLogger(__name__)
 
 # What a down or unreachable broker (or the Redis cache beside it) raises.
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
-# Waiting for a worker: published (or about to be) but not yet claimed.
-WAITING = (EventStatus.RECEIVED, EventStatus.QUEUED)
 
 # Celery's inspect waits this long for worker replies (less when every known worker answered).
 INSPECT_TIMEOUT_SECONDS = 1.0
@@ -45,7 +44,8 @@ MAX_WAITING = 100
 MAX_FAILURE_RATE = 0.05
 MAX_DEAD_LETTERS_24H = 10
 MAX_WAIT_SECONDS = 300
-HEALTH_WINDOW = timedelta(hours=24)
+# The outcome figures are delivery stats' 24h range: the same window, groups and denominator.
+HEALTH_RANGE = "24h"
 
 
 @dataclass
@@ -58,11 +58,26 @@ class WorkerSnapshot:
 
 @dataclass
 class EventHealth:
-    completed: int
-    failed: int
-    dead_letter: int
+    # Events received in the last 24h by their status now: delivery stats' 24h summary.
+    window: Counts
     scheduled_retries: int
     oldest_waiting_since: datetime | None
+
+    @property
+    def completed(self) -> int:
+        return self.window.completed
+
+    @property
+    def failed(self) -> int:
+        return self.window.failed
+
+    @property
+    def dead_letter(self) -> int:
+        return self.window.dead_letter
+
+    @property
+    def retry_pending(self) -> int:
+        return self.window.retry_pending
 
 
 @dataclass
@@ -72,6 +87,8 @@ class QueueFigures:
     active: int | None
     reserved: int | None
     workers: int | None
+    # Delivered to a worker, not yet acknowledged (None: the broker cannot tell, AMQP).
+    unacked: int | None = None
     scheduled_retries: int = 0
     failed: int = 0
     dead_letter: int = 0
@@ -104,6 +121,10 @@ class QueueHealth:
         return self._sum("reserved")
 
     @property
+    def unacked(self) -> int | None:
+        return self._sum("unacked")
+
+    @property
     def paused(self) -> int | None:
         """Messages waiting in queues that no online worker consumes."""
         if any(q.waiting is None or q.workers is None for q in self.queues):
@@ -117,9 +138,7 @@ class QueueHealth:
 
     @property
     def failure_rate(self) -> float | None:
-        e = self.events
-        finished = e.completed + e.failed + e.dead_letter
-        return (e.failed + e.dead_letter) / finished if finished else None
+        return self.events.window.failure_rate
 
     @property
     def oldest_waiting_seconds(self) -> float | None:
@@ -128,16 +147,14 @@ class QueueHealth:
 
 
 def broker_queue_lengths() -> dict[str, int]:
-    """LLEN of every queue on the broker, in one round trip. Raises when the broker is down."""
-    with celery_app.connection_for_read() as conn:
-        # One try: a health check that waits out retries is no health check.
-        conn.ensure_connection(max_retries=0)
-        client = conn.default_channel.client  # type: ignore[attr-defined]
-        pipe = client.pipeline()
-        for queue in Queue:
-            # Kombu's Redis transport keeps a queue as a list named after it (no priorities used).
-            pipe.llen(queue.value)
-        return {queue.value: int(n) for queue, n in zip(Queue, pipe.execute(), strict=True)}
+    """Messages waiting in every queue, in one round trip. Raises when the broker is down."""
+    return queue_depths(q.value for q in Queue)
+
+
+def broker_unacked() -> dict[str, int] | None:
+    """Messages held by workers and not yet acknowledged, per queue; None when the broker cannot
+    tell. A message whose worker died stays here until the visibility timeout restores it."""
+    return queue_unacked()
 
 
 def _ask_workers(method: str, limit: int | None) -> dict[str, Any]:
@@ -193,45 +210,32 @@ def worker_snapshot_forget() -> None:
 
 
 def event_health(*, organization_id: int | None, now: datetime) -> EventHealth:
-    """The database's side of queue health, in two small index-backed queries."""
-    since = now - HEALTH_WINDOW
-    # Count("status"), not Count("pk"): both queries read only indexed columns, so PostgreSQL
-    # answers from event_org_completed_idx and event_org_open_idx without touching the table.
-    done = (
-        events_of(organization_id)
-        .filter(completed_at__gte=since)
-        .aggregate(
-            completed=Count("status", filter=Q(status__in=COMPLETED)),
-            failed=Count("status", filter=Q(status__in=FAILED)),
-            dead_letter=Count("status", filter=Q(status__in=DEAD_LETTER)),
-        )
-    )
+    """The database's side of queue health: the outcome figures are delivery stats' 24h summary
+    (one definition of counting, one denominator), plus what waits now."""
+    window = delivery_stats(organization_id=organization_id, time_range=HEALTH_RANGE, now=now).summary
+    # Count("status"): only indexed columns, so PostgreSQL answers from event_org_open_idx.
     open_ = (
         events_of(organization_id)
-        .filter(status__in=(*WAITING, EventStatus.RETRY_SCHEDULED))
+        .filter(status__in=(*WAITING, *RETRY_PENDING))
         .aggregate(
-            scheduled=Count("status", filter=Q(status=EventStatus.RETRY_SCHEDULED)),
+            scheduled=Count("status", filter=Q(status__in=RETRY_PENDING)),
             # A waiting event's updated_at is when it started waiting: nothing else writes to it
             # until a worker claims it.
             oldest=Min("updated_at", filter=Q(status__in=WAITING)),
         )
     )
-    return EventHealth(
-        completed=done["completed"],
-        failed=done["failed"],
-        dead_letter=done["dead_letter"],
-        scheduled_retries=open_["scheduled"],
-        oldest_waiting_since=open_["oldest"],
-    )
+    return EventHealth(window=window, scheduled_retries=open_["scheduled"], oldest_waiting_since=open_["oldest"])
 
 
 def queue_health(*, organization_id: int | None, now: datetime | None = None) -> QueueHealth:
     now = now or timezone.now()
     reasons: list[str] = []
     lengths: dict[str, int] | None
+    unacked: dict[str, int] | None = None
     snapshot: WorkerSnapshot | None = None
     try:
         lengths = broker_queue_lengths()
+        unacked = broker_unacked()
     except BROKER_ERRORS as exc:
         logger.warning("queue health: broker unreachable", exc_info=True)
         lengths = None
@@ -253,6 +257,7 @@ def queue_health(*, organization_id: int | None, now: datetime | None = None) ->
             active=snapshot.active.get(name, 0) if snapshot else None,
             reserved=snapshot.reserved.get(name, 0) if snapshot else None,
             workers=snapshot.consumers.get(name, 0) if snapshot else None,
+            unacked=unacked.get(name, 0) if unacked is not None else None,
         )
         if queue is Queue.WEBHOOKS:
             # Events are the only work whose outcome the database keeps.
@@ -287,10 +292,13 @@ def _unhealthy_because(health: QueueHealth) -> list[str]:
             reasons.append(f"queue '{q.name}' has {q.waiting} waiting (more than {MAX_WAITING})")
     rate = health.failure_rate
     if rate is not None and rate > MAX_FAILURE_RATE:
-        reasons.append(f"failure rate over the last 24h is {rate:.2%} (more than {MAX_FAILURE_RATE:.0%})")
+        reasons.append(
+            f"failure rate of events received in the last 24h is {rate:.2%} (more than {MAX_FAILURE_RATE:.0%})"
+        )
     if health.events.dead_letter > MAX_DEAD_LETTERS_24H:
         reasons.append(
-            f"{health.events.dead_letter} events dead-lettered in the last 24h (more than {MAX_DEAD_LETTERS_24H})"
+            f"{health.events.dead_letter} events received in the last 24h are dead letters "
+            f"(more than {MAX_DEAD_LETTERS_24H})"
         )
     waited = health.oldest_waiting_seconds
     if waited is not None and waited > MAX_WAIT_SECONDS:

@@ -25,12 +25,13 @@ from webhooks_app.models import (
     Source,
     WebhookEvent,
 )
+from webhooks_app.models.events import NEEDS_HUMAN
 from webhooks_app.services.operations import RETRYABLE, Actor, OperationError, event_retry_failed
 
 logger = logging.getLogger(__name__)
 
 # What a replay retries unless told otherwise: the states a person has to look at.
-DEFAULT_STATUSES = ("partial_failure", "failed", "dead_letter")
+DEFAULT_STATUSES = tuple(str(s) for s in NEEDS_HUMAN)
 REPLAYABLE_STATUSES = tuple(str(s) for s in RETRYABLE)
 
 

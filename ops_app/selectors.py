@@ -11,40 +11,44 @@ from django.utils import timezone
 
 from ops_app.models import SEVERITY_RANK, ErrorRecord, ErrorSeverity
 from webhooks_app.errors import ErrorCode
-from webhooks_app.models import EventAction, EventItem, EventStatus, ItemStatus, WebhookEvent
+from webhooks_app.models import EventItem, EventStatus, ItemStatus, WebhookEvent
+from webhooks_app.models.events import ACTIONABLE, RETRY_PENDING
 
-# The seed's window for "partial failures to look at" and for the failure-reason ranking.
+# The seed's window for the failure-reason ranking.
 ATTENTION_DAYS = 7
 
 
 @dataclass(frozen=True)
 class AttentionCounts:
-    # The seed's query: action = 'partial_failure' received in the last 7 days. Includes those
-    # waiting for an automatic retry of a recoverable code: they fail again until fixed.
+    # Events by status now, whatever their age: each needs-a-human status, and the failed events
+    # waiting for their automatic retry. Each is exactly the events list filtered by that status,
+    # and an event is in one of them at most (docs/architecture.md, "Counting").
     partial_failures: int
-    # Dead letters wait for a person however old they are.
+    failed: int
     dead_letters: int
+    retry_scheduled: int
     critical_errors: int
     unresolved_errors: int
-    retry_scheduled: int
+
+    @property
+    def needs_human(self) -> int:
+        return self.partial_failures + self.failed + self.dead_letters
 
 
 def attention_counts(*, now: datetime) -> AttentionCounts:
-    """Three counts, each over the few events it is about: one FILTER aggregate per count over
-    the whole table would read every event (a 200 ms sequential scan per million events).
-    Each runs as an index-only scan: event_partial_failures_idx, event_status_received_idx,
-    event_retry_due_idx."""
-    since = now - timedelta(days=ATTENTION_DAYS)
-    events = WebhookEvent.objects.order_by()
+    """One grouped count over the few events that failed (an index-only scan of
+    event_status_received_idx, whose first key is the status), and the error groups."""
+    by_status = WebhookEvent.objects.filter(status__in=ACTIONABLE).count_by_status()
     errors = ErrorRecord.objects.filter(resolved=False).aggregate(
         critical=Count("id", filter=Q(severity=ErrorSeverity.CRITICAL)), unresolved=Count("id")
     )
     return AttentionCounts(
-        partial_failures=events.filter(action=EventAction.PARTIAL_FAILURE, received_at__gte=since).count(),
-        dead_letters=events.filter(status=EventStatus.DEAD_LETTER).count(),
+        partial_failures=by_status[EventStatus.PARTIAL_FAILURE],
+        failed=by_status[EventStatus.FAILED],
+        dead_letters=by_status[EventStatus.DEAD_LETTER],
+        retry_scheduled=sum(by_status[s] for s in RETRY_PENDING),
         critical_errors=errors["critical"],
         unresolved_errors=errors["unresolved"],
-        retry_scheduled=events.filter(status=EventStatus.RETRY_SCHEDULED).count(),
     )
 
 
@@ -61,23 +65,22 @@ class DailyPartialFailures:
 
 
 def daily_partial_failures(*, now: datetime, days: int = 30) -> list[DailyPartialFailures]:
-    """Events with failed items per day of arrival, oldest first, every day present. Still open
-    (action partial_failure) and resolved by a person are told apart; an event a retry healed
-    is no longer a failure and is not counted."""
+    """Partial failures per day of arrival, oldest first, every day present, by status: still
+    open (partial_failure) and resolved by a person (manually_resolved, with failed items) are
+    told apart; an event a retry healed is no longer a failure and is not counted."""
     first_day = (now - timedelta(days=days - 1)).date()
     # received_at__date__gte would wrap the column in a time-zone conversion that no index can
     # serve; the start of first_day in the same (current) time zone bounds the column itself,
-    # so event_partial_failures_idx answers from the index alone.
+    # so event_status_received_idx (status, received_at) finds the rows.
     since = timezone.make_aware(datetime.combine(first_day, time.min))
     rows = (
         WebhookEvent.objects.filter(received_at__gte=since)
-        .filter(Q(action=EventAction.PARTIAL_FAILURE) | Q(action=EventAction.MANUALLY_RESOLVED, tasks_failed__gt=0))
+        .filter(Q(status=EventStatus.PARTIAL_FAILURE) | Q(status=EventStatus.MANUALLY_RESOLVED, tasks_failed__gt=0))
         .annotate(day=TruncDate("received_at"))
         .values("day")
         .annotate(
-            # Count("action"), not Count("id"): only indexed columns, so no table reads.
-            open=Count("action", filter=Q(action=EventAction.PARTIAL_FAILURE)),
-            resolved=Count("action", filter=Q(action=EventAction.MANUALLY_RESOLVED)),
+            open=Count("status", filter=Q(status=EventStatus.PARTIAL_FAILURE)),
+            resolved=Count("status", filter=Q(status=EventStatus.MANUALLY_RESOLVED)),
             failed_tasks=Sum("tasks_failed"),
         )
     )
@@ -106,12 +109,13 @@ class ErrorCodeCount:
 
 
 def top_error_codes(*, now: datetime, days: int = ATTENTION_DAYS, limit: int = 8) -> list[ErrorCodeCount]:
-    """The seed's "most common failure reasons": failed items of partial failures received in
-    the window, by code. Read from the item ledger, not by unnesting failure_details JSON."""
+    """The seed's "most common failure reasons": failed items, by code, of events received in the
+    window that failed and are not yet settled (needs a human, or waiting for an automatic
+    retry). Read from the item ledger, not by unnesting failure_details JSON."""
     rows = (
         EventItem.objects.filter(
             status=ItemStatus.FAILED,
-            event__action=EventAction.PARTIAL_FAILURE,
+            event__status__in=ACTIONABLE,
             event__received_at__gte=now - timedelta(days=days),
         )
         .values("error_code")

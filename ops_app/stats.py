@@ -14,18 +14,25 @@ from django.db.models.functions import Trunc
 from django.utils import timezone
 
 from webhooks_app.models import EventStatus, Source, WebhookEvent
+from webhooks_app.models.events import DONE, IN_FLIGHT, NEEDS_HUMAN, RETRY_PENDING, WAITING
 
-# --- What each status counts as (the API's schema descriptions repeat these) ----------------
-COMPLETED = (EventStatus.SUCCEEDED, EventStatus.MANUALLY_RESOLVED)
-FAILED = (EventStatus.PARTIAL_FAILURE, EventStatus.FAILED)
+# --- What each status counts as: the event's status groups, in the seed's field names --------
+# An event counts once, by its status now (docs/architecture.md, "Counting"). The seed splits
+# "needs a human" into failed and deadLetter; a failed event waiting for its automatic retry has
+# a field of its own (retryPending), never plain pending.
+COMPLETED = DONE
 DEAD_LETTER = (EventStatus.DEAD_LETTER,)
-PENDING = (EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING, EventStatus.RETRY_SCHEDULED)
+FAILED = tuple(s for s in NEEDS_HUMAN if s not in DEAD_LETTER)
+PENDING = (*WAITING, *IN_FLIGHT)
 CATEGORY_OF_STATUS: dict[str, str] = {
     **dict.fromkeys(COMPLETED, "completed"),
     **dict.fromkeys(FAILED, "failed"),
     **dict.fromkeys(DEAD_LETTER, "dead_letter"),
+    **dict.fromkeys(RETRY_PENDING, "retry_pending"),
     **dict.fromkeys(PENDING, "pending"),
 }
+# Categories whose events have no outcome yet (their attempts are still counting).
+UNFINISHED = ("pending", "retry_pending")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -60,6 +67,7 @@ class Counts:
     completed: int = 0
     failed: int = 0
     dead_letter: int = 0
+    retry_pending: int = 0
     pending: int = 0
     # Sum of attempts over finished (completed, failed, dead-letter) events.
     finished_attempts: int = 0
@@ -67,7 +75,7 @@ class Counts:
     def add(self, category: str, count: int, attempts: int) -> None:
         self.total += count
         setattr(self, category, getattr(self, category) + count)
-        if category != "pending":
+        if category not in UNFINISHED:
             self.finished_attempts += attempts
 
     @property
@@ -76,7 +84,13 @@ class Counts:
 
     @property
     def success_rate(self) -> float | None:
+        # The one denominator of every rate: events received in the window (queue health too).
         return self.completed / self.total if self.total else None
+
+    @property
+    def failure_rate(self) -> float | None:
+        """Events that need a human (failed + dead letter) over all received in the window."""
+        return (self.failed + self.dead_letter) / self.total if self.total else None
 
     @property
     def avg_attempts(self) -> float | None:

@@ -6,8 +6,11 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import redis
+from django.conf import settings
 from django.utils import timezone
 from kombu import Connection
+from kombu.utils.json import dumps
 
 from config.celery_app import app
 from ops_app.queue_health import worker_snapshot_forget
@@ -97,8 +100,8 @@ def test_failure_rate_dead_letters_and_old_waiting_events_are_reasons(source):
     now = timezone.now()
     make_event(source, status=EventStatus.SUCCEEDED, completed_at=now)
     for _ in range(11):
-        make_event(source, status=EventStatus.DEAD_LETTER, completed_at=now - timedelta(hours=1))
-    make_event(source, status=EventStatus.DEAD_LETTER, completed_at=now - timedelta(hours=25))  # outside 24h
+        make_event(source, status=EventStatus.DEAD_LETTER, received_at=now - timedelta(hours=1))
+    make_event(source, status=EventStatus.DEAD_LETTER, received_at=now - timedelta(hours=25))  # outside 24h
     waiting = make_event(source, status=EventStatus.QUEUED)
     WebhookEvent.objects.filter(id=waiting.id).update(updated_at=now - timedelta(minutes=10))
 
@@ -106,12 +109,62 @@ def test_failure_rate_dead_letters_and_old_waiting_events_are_reasons(source):
 
     assert body["healthy"] is False
     assert (body["metrics"]["completed"], body["metrics"]["deadLetter"]) == (1, 11)
-    assert body["stats"]["failureRate"] == "91.67%"  # 11 of 12 finished in 24h
+    # 11 of the 13 received in the window; the waiting one counts in the denominator too.
+    assert body["stats"]["failureRate"] == "84.62%"
     assert body["stats"]["oldestWaitingSeconds"] >= 600
     reasons = " | ".join(body["reasons"])
-    assert "failure rate over the last 24h is 91.67%" in reasons
-    assert "11 events dead-lettered in the last 24h" in reasons
+    assert "failure rate of events received in the last 24h is 84.62%" in reasons
+    assert "11 events received in the last 24h are dead letters" in reasons
     assert "the oldest waiting event has waited" in reasons
+
+
+def test_it_uses_delivery_stats_groups_and_denominator(source):
+    now = timezone.now()
+    for status in (
+        EventStatus.SUCCEEDED,
+        EventStatus.SUCCEEDED,
+        EventStatus.SUCCEEDED,
+        EventStatus.PARTIAL_FAILURE,
+        EventStatus.FAILED,
+        EventStatus.RETRY_SCHEDULED,
+        EventStatus.RETRY_SCHEDULED,
+        EventStatus.PROCESSING,
+    ):
+        make_event(source, status=status, received_at=now - timedelta(minutes=5))
+    make_event(source, status=EventStatus.RETRY_SCHEDULED, received_at=now - timedelta(days=3))  # outside 24h
+    api = api_for(source.organization)
+
+    health = api.get("queue-health").json()
+    summary = api.get("delivery-stats", range="24h").json()["summary"]
+
+    metrics = health["metrics"]
+    assert (metrics["completed"], metrics["failed"], metrics["deadLetter"], metrics["retryPending"]) == (3, 2, 0, 2)
+    assert {k: metrics[k] for k in ("completed", "failed", "deadLetter", "retryPending")} == {
+        k: summary[k] for k in ("completed", "failed", "deadLetter", "retryPending")
+    }
+    assert summary["pending"] == 1  # the processing one; retries are never plain pending
+    assert metrics["delayed"] == 3  # every scheduled retry now, the old one too
+    # Both rates over the 8 events received in the window: 3/8 succeeded, 2/8 need a person.
+    assert (summary["successRate"], health["stats"]["failureRate"]) == ("37.50%", "25.00%")
+
+
+def test_it_counts_messages_delivered_to_a_worker_but_not_acknowledged(organization, broker):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    # What kombu's Redis transport writes when it hands a message to a consumer (acks_late).
+    held = {
+        "tag-1": dumps([{"body": ""}, "webhooks", "webhooks"]),
+        "tag-2": dumps([{"body": ""}, "webhooks", "webhooks"]),
+        "tag-3": dumps([{"body": ""}, "alerts", "alerts"]),
+    }
+    client.hset("unacked", mapping=held)
+    try:
+        body = api_for(organization).get("queue-health").json()
+    finally:
+        client.delete("unacked")
+
+    assert (queue(body, "webhooks")["unacked"], queue(body, "alerts")["unacked"]) == (2, 1)
+    assert queue(body, "maintenance")["unacked"] == 0
+    assert body["metrics"]["unacked"] == 3
 
 
 def test_nothing_finished_means_no_failure_rate_rather_than_zero(organization):

@@ -11,7 +11,12 @@ from config.celery_app import app
 from tests.support.signing import matter_payload
 from webhooks_app.models import EventAction, EventStatus, LocalTask, WebhookEvent
 from webhooks_app.models.events import AttemptOutcome
-from webhooks_app.services.dispatch import events_heal_stuck, events_sweep_undispatched, retries_dispatch_due
+from webhooks_app.services.dispatch import (
+    event_dispatch,
+    events_heal_stuck,
+    events_sweep_undispatched,
+    retries_dispatch_due,
+)
 from webhooks_app.services.processing import event_process
 
 pytestmark = pytest.mark.django_db
@@ -132,11 +137,14 @@ def test_a_queued_event_without_a_message_is_healed_after_a_minute_when_nothing_
 
 def test_with_a_backlog_a_queued_event_waits_its_turn_instead_of_being_sent_twice(source, broker):
     waiting = make_event(source, status=EventStatus.QUEUED)
-    WebhookEvent.objects.filter(id=waiting.id).update(updated_at=timezone.now() - timedelta(seconds=90))
-    events_sweep_undispatched()  # nothing received: no-op
-    from webhooks_app.services.dispatch import event_dispatch
+    waited_since = timezone.now() - timedelta(seconds=90)
+    WebhookEvent.objects.filter(id=waiting.id).update(updated_at=waited_since)
+    assert events_sweep_undispatched() == 0  # nothing is left `received`
 
-    event_dispatch(event_id=make_event(source).id)  # one message waiting in the broker
+    assert event_dispatch(event_id=make_event(source).id)  # one message waiting in the broker
     assert broker() == 1
 
     assert events_heal_stuck() == 0
+    assert broker() == 1  # nothing was sent again
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.updated_at) == (EventStatus.QUEUED, waited_since)

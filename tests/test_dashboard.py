@@ -13,6 +13,7 @@ from ops_app.dashboard import daily_chart, nice_ceiling
 from ops_app.errors import record_error
 from ops_app.models import ErrorRecord
 from tests.test_admin_events import event_with_ledger, listed_ids, login, make_user, ops_staff_group_ensure
+from tests.test_api_auth import api_for, fresh_api_cache  # noqa: F401 - autouse fixture
 from tests.test_beat_jobs import make_event
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import EventAction, EventStatus, WebhookEvent
@@ -37,25 +38,36 @@ def history(source):
         # A partial failure a person resolved: its failed item stays in the ledger.
         "resolved": event_with_ledger(source, status=EventStatus.MANUALLY_RESOLVED, received_at=days_ago(1)),
         "dead_old": make_event(source, status=EventStatus.DEAD_LETTER, received_at=days_ago(20)),
+        # Every attempt timed out: dead letter by status, though its action stays partial_failure
+        # (the seed contract); counted once, as a dead letter.
+        "dead_with_items": event_with_ledger(
+            source,
+            failed=(1, 2, 3),
+            code="ERR_TIMEOUT",
+            kind=FailureKind.TRANSIENT,
+            status=EventStatus.DEAD_LETTER,
+            received_at=days_ago(4),
+        ),
+        "failed_validation": make_event(
+            source, status=EventStatus.FAILED, last_error_code="ERR_VALIDATION", received_at=days_ago(2)
+        ),
         "succeeded": event_with_ledger(source, failed=(), status=EventStatus.SUCCEEDED, received_at=days_ago(1)),
     }
     WebhookEvent.objects.filter(pk=events["resolved"].pk).update(action=EventAction.MANUALLY_RESOLVED, success=True)
     return events
 
 
-def test_attention_counts_follow_the_seed_query_dead_letters_and_critical_errors(history):
+def test_attention_counts_count_each_event_once_by_its_status(history):
     record_error(function="t", message="critical one", severity="critical")
     record_error(function="t", message="just a warning", severity="warning")
 
     counts = selectors.attention_counts(now=timezone.now())
 
-    assert (counts.partial_failures, counts.dead_letters, counts.critical_errors, counts.unresolved_errors) == (
-        3,
-        1,
-        1,
-        2,
-    )
-    assert counts.retry_scheduled == 1
+    # Partial failures of any age (the 9-day-old one too); the dead letter whose action is
+    # partial_failure counts as a dead letter only; the waiting retry in its own count.
+    assert (counts.partial_failures, counts.failed, counts.dead_letters, counts.retry_scheduled) == (3, 1, 2, 1)
+    assert (counts.critical_errors, counts.unresolved_errors) == (1, 2)
+    assert counts.needs_human == 6
 
 
 def test_daily_partial_failures_cover_thirty_days_and_tell_open_from_resolved(history):
@@ -66,18 +78,21 @@ def test_daily_partial_failures_cover_thirty_days_and_tell_open_from_resolved(hi
     assert days == sorted(days, key=lambda d: d.day)
     yesterday = {d.day: d for d in days}[days_ago(1).date()]
     assert (yesterday.open, yesterday.resolved, yesterday.failed_tasks) == (1, 1, 2)
-    assert sum(d.open for d in days) == 4  # the 9-day-old one too; the dead letter has no items
-    assert sum(d.total for d in days) == 5
+    # By status: the 9-day-old one too; not the waiting retry, not the dead letters.
+    assert sum(d.open for d in days) == 3
+    assert sum(d.total for d in days) == 4
 
 
 def test_top_error_codes_count_failed_items_of_the_last_seven_days(history):
     codes = selectors.top_error_codes(now=timezone.now())
 
+    # Items of unsettled failures only: not the resolved event's, not the 9-day-old one's.
     assert [(c.code, c.failed_items, c.events) for c in codes] == [
+        ("ERR_TIMEOUT", 3, 1),
         ("ERR_ASSIGNEE_NO_CSC", 2, 2),
         ("ERR_CLIO_API_FAILED", 2, 1),
     ]
-    assert codes[0].label == "No CSC for the location"
+    assert codes[1].label == "No CSC for the location"
 
 
 def test_unresolved_error_groups_come_most_severe_first():
@@ -99,16 +114,50 @@ def card(page: str, key: str) -> tuple[int, str]:
     return int(match.group(2)), unescape(match.group(1))
 
 
+CARDS = {
+    "partial_failures": ("partial_recent", "partial_two_codes", "partial_old"),
+    "failed": ("failed_validation",),
+    "dead_letters": ("dead_old", "dead_with_items"),
+    "retry_scheduled": ("partial_waiting",),
+}
+
+
 def test_each_count_on_the_admin_home_links_to_a_list_of_exactly_those_events(ops, history):
     page = ops.get("/admin/").content.decode()
 
-    count, url = card(page, "partial_failures")
-    listed = listed_ids(ops.get(url))
-    assert count == len(listed) == 3
-    assert listed == {str(history[k].pk) for k in ("partial_recent", "partial_waiting", "partial_two_codes")}
+    seen: list[str] = []
+    for key, names in CARDS.items():
+        count, url = card(page, key)
+        listed = listed_ids(ops.get(url))
+        assert count == len(listed) == len(names), key
+        assert listed == {str(history[name].pk) for name in names}, key
+        seen += listed
+    assert len(seen) == len(set(seen))  # no event in two cards
 
-    count, url = card(page, "dead_letters")
-    assert count == 1 and listed_ids(ops.get(url)) == {str(history["dead_old"].pk)}
+
+def test_the_cards_the_events_list_and_the_rest_api_give_the_same_numbers(ops, history):
+    page = ops.get("/admin/").content.decode()
+    cards = {key: card(page, key)[0] for key in CARDS}
+    listed = {
+        status: len(listed_ids(ops.get(f"/admin/webhooks_app/webhookevent/?status__exact={status}")))
+        for status in EventStatus.values
+    }
+    summary = api_for(history["succeeded"].organization).get("delivery-stats", range="30d").json()["summary"]
+
+    assert cards == {
+        "partial_failures": listed["partial_failure"],
+        "failed": listed["failed"],
+        "dead_letters": listed["dead_letter"],
+        "retry_scheduled": listed["retry_scheduled"],
+    }
+    # Every event of the scenario was received within 30 days: the REST figures are the same
+    # counts, in the seed's fields, and they add up to the total.
+    assert summary["failed"] == cards["partial_failures"] + cards["failed"] == 4
+    assert summary["deadLetter"] == cards["dead_letters"] == 2
+    assert summary["retryPending"] == cards["retry_scheduled"] == 1
+    assert summary["completed"] == listed["succeeded"] + listed["manually_resolved"] == 2
+    parts = ("completed", "failed", "deadLetter", "retryPending", "pending")
+    assert sum(summary[k] for k in parts) == summary["total"] == sum(listed.values()) == len(history)
 
 
 def test_the_critical_errors_count_links_to_the_unresolved_critical_groups(ops):
@@ -128,11 +177,13 @@ def test_the_critical_errors_count_links_to_the_unresolved_critical_groups(ops):
 def test_the_charts_are_drawn_on_the_server_and_link_to_the_events_behind_them(ops, history):
     page = ops.get("/admin/").content.decode()
 
-    assert '<svg class="mh-svg"' in page and page.count('class="mh-bar-open"') == 4
+    assert '<svg class="mh-svg"' in page and page.count('class="mh-bar-open"') == 3
     assert "Most common failure codes" in page and "ERR_ASSIGNEE_NO_CSC" in page
     # No script, stylesheet or image from anywhere but this server.
     assert not re.search(r'(src|href)="(https?:)?//', page)
-    code_link = unescape(re.search(r'href="([^"]+)" class="mh-hbar"', page).group(1))
+    code_links = [unescape(u) for u in re.findall(r'href="([^"]+)" class="mh-hbar"', page)]
+    assert listed_ids(ops.get(code_links[0])) == {str(history["dead_with_items"].pk)}  # ERR_TIMEOUT
+    code_link = code_links[1]  # ERR_ASSIGNEE_NO_CSC
     assert listed_ids(ops.get(code_link)) == {str(history["partial_recent"].pk), str(history["partial_waiting"].pk)}
     bar_link = unescape(re.findall(r'<a href="([^"]+)">\s*<title>', page)[-2])  # yesterday
     assert listed_ids(ops.get(bar_link)) == {str(history["partial_recent"].pk)}
@@ -150,7 +201,7 @@ def test_staff_who_may_not_see_events_get_no_event_counts(db, history):
 def test_an_empty_week_says_all_clear(ops):
     page = ops.get("/admin/").content.decode()
 
-    assert page.count("all clear") == 3
+    assert page.count("all clear") == 5
     assert "No failed items in the last 7 days." in page
 
 

@@ -50,13 +50,15 @@ def known_events(organization):
     return organization
 
 
-def counts(c) -> tuple[int, int, int, int, int]:
-    return (c.total, c.completed, c.failed, c.dead_letter, c.pending)
+def counts(c) -> tuple[int, int, int, int, int, int]:
+    return (c.total, c.completed, c.failed, c.dead_letter, c.retry_pending, c.pending)
 
 
 def test_every_status_counts_in_exactly_one_outcome():
     assert set(CATEGORY_OF_STATUS) == set(EventStatus.values)
-    assert set(CATEGORY_OF_STATUS.values()) == {"completed", "failed", "dead_letter", "pending"}
+    assert set(CATEGORY_OF_STATUS.values()) == {"completed", "failed", "dead_letter", "retry_pending", "pending"}
+    # A failed event waiting for its automatic retry is never plain pending.
+    assert CATEGORY_OF_STATUS[EventStatus.RETRY_SCHEDULED] == "retry_pending"
 
 
 @pytest.mark.parametrize(
@@ -83,17 +85,18 @@ def test_delivery_stats_match_the_hand_computed_figures(known_events):
     stats = delivery_stats(organization_id=known_events.id, time_range="24h", now=NOW)
 
     assert (stats.start, stats.end) == (START, END)
-    assert counts(stats.summary) == (7, 2, 2, 1, 2)
+    assert counts(stats.summary) == (7, 2, 2, 1, 1, 1)
     assert stats.summary.success_rate == pytest.approx(2 / 7)  # completed / total
+    assert stats.summary.failure_rate == pytest.approx(3 / 7)  # (failed + dead letter) / the same total
     # Finished events only: attempts 1 + 3 + 3 + 2 + 1 over 5 events.
     assert stats.summary.avg_attempts == pytest.approx(2.0)
     assert {k: counts(v) for k, v in stats.by_event_type.items()} == {
-        "call.ended": (3, 1, 1, 1, 0),
-        "call.started": (4, 1, 1, 0, 2),
+        "call.ended": (3, 1, 1, 1, 0, 0),
+        "call.started": (4, 1, 1, 0, 1, 1),
     }
     assert {k: counts(v) for k, v in stats.by_source.items()} == {
-        "clio-main": (4, 1, 1, 1, 1),
-        "vapi-calls": (3, 1, 1, 0, 1),
+        "clio-main": (4, 1, 1, 1, 1, 0),
+        "vapi-calls": (3, 1, 1, 0, 0, 1),
     }
 
 
@@ -104,7 +107,12 @@ def test_buckets_cover_the_window_in_order_with_the_empty_ones(known_events):
     assert [b.start for b in stats.buckets] == [t(i) for i in range(24)]
     assert all(b.end - b.start == timedelta(hours=1) for b in stats.buckets)
     filled = {i: counts(b.counts) for i, b in enumerate(stats.buckets) if b.counts.total}
-    assert filled == {0: (2, 1, 0, 1, 0), 1: (1, 0, 1, 0, 0), 20: (2, 1, 1, 0, 0), 23: (2, 0, 0, 0, 2)}
+    assert filled == {
+        0: (2, 1, 0, 1, 0, 0),
+        1: (1, 0, 1, 0, 0, 0),
+        20: (2, 1, 1, 0, 0, 0),
+        23: (2, 0, 0, 0, 1, 1),
+    }
     assert sum(b.counts.total for b in stats.buckets) == stats.summary.total
 
 
@@ -125,33 +133,55 @@ def test_the_date_trunc_fallback_bins_exactly_like_date_bin(known_events, monkey
 def test_rates_are_null_without_events(organization):
     stats = delivery_stats(organization_id=organization.id, time_range="1h", now=NOW)
 
-    assert counts(stats.summary) == (0, 0, 0, 0, 0)
-    assert (stats.summary.success_rate, stats.summary.avg_attempts) == (None, None)
+    assert counts(stats.summary) == (0, 0, 0, 0, 0, 0)
+    assert (stats.summary.success_rate, stats.summary.failure_rate, stats.summary.avg_attempts) == (None, None, None)
     assert len(stats.buckets) == 12
 
 
 def test_the_api_answers_in_the_webhook_metrics_shape(source):
-    for status, attempts in [(EventStatus.SUCCEEDED, 1), (EventStatus.SUCCEEDED, 2), (EventStatus.DEAD_LETTER, 3)]:
+    for status, attempts in [
+        (EventStatus.SUCCEEDED, 1),
+        (EventStatus.SUCCEEDED, 2),
+        (EventStatus.DEAD_LETTER, 3),
+        (EventStatus.RETRY_SCHEDULED, 2),
+    ]:
         make_event(source, status=status, attempts=attempts, event_type="end-of-call-report")
 
     body = api_for(source.organization).get("delivery-stats", range="1h").json()
 
     assert body["timeRange"] == "1h"
     assert body["summary"] == {
-        "total": 3,
+        "total": 4,
         "completed": 2,
         "failed": 0,
         "deadLetter": 1,
+        "retryPending": 1,
         "pending": 0,
-        "successRate": "66.67%",
-        "avgAttempts": "2.00",
+        "successRate": "50.00%",
+        "avgAttempts": "2.00",  # finished events only: the retry is still counting
     }
     assert body["byEventType"] == {
-        "end-of-call-report": {"total": 3, "completed": 2, "failed": 0, "deadLetter": 1, "pending": 0}
+        "end-of-call-report": {
+            "total": 4,
+            "completed": 2,
+            "failed": 0,
+            "deadLetter": 1,
+            "retryPending": 1,
+            "pending": 0,
+        }
     }
     assert list(body["bySource"]) == [source.slug]
     assert (len(body["buckets"]), body["bucketSeconds"]) == (12, 300)
-    assert set(body["buckets"][0]) == {"start", "end", "total", "completed", "failed", "deadLetter", "pending"}
+    assert set(body["buckets"][0]) == {
+        "start",
+        "end",
+        "total",
+        "completed",
+        "failed",
+        "deadLetter",
+        "retryPending",
+        "pending",
+    }
 
 
 def test_an_empty_window_reports_null_rates_over_the_api(organization):

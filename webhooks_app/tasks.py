@@ -9,6 +9,7 @@ from celery import Task, shared_task
 from django.conf import settings
 
 from webhooks_app.models import WebhookEvent
+from webhooks_app.reporting import report_failure
 from webhooks_app.services import dispatch, processing
 
 logger = logging.getLogger(__name__)
@@ -43,10 +44,15 @@ def send_dead_letter_alert(self: Task[[str], None], event_id: str) -> None:
     url = settings.MENDHOOK_ALERT_WEBHOOK_URL
     if not url:
         # The dead letter itself is already an error record; this line is only the alert.
-        logger.error(
+        report_failure(
+            logger,
             "ALERT %s",
             text,
-            extra={"event_id": str(event.id), "organization_id": event.organization_id, "error_record": False},
+            level=logging.ERROR,
+            event=event,
+            function="webhooks_app.tasks.send_dead_letter_alert",
+            action="alert",
+            error_record=False,
         )
         return
     response = httpx.post(url, json={"text": text, "event_id": str(event.id)}, timeout=10)

@@ -10,17 +10,24 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ops_app.api.pagination import DEFAULT_LIMIT, MAX_LIMIT
-from ops_app.stats import DEFAULT_RANGE, STATS_RANGES
+from ops_app.stats import COMPLETED, DEAD_LETTER, DEFAULT_RANGE, FAILED, PENDING, STATS_RANGES
 from webhooks_app.models import EventStatus
-from webhooks_app.models.events import NEEDS_ATTENTION
+from webhooks_app.models.events import ACTIONABLE, RETRY_PENDING
 
 # What /failures lists: every event whose last attempt failed, including those that will retry.
-FAILURE_STATUSES = (*NEEDS_ATTENTION, EventStatus.RETRY_SCHEDULED)
+FAILURE_STATUSES = ACTIONABLE
 
-COMPLETED_HELP = "succeeded + manually_resolved."
-FAILED_HELP = "partial_failure + failed: some or all work failed and waits for a person."
-DEAD_LETTER_HELP = "dead_letter: transient failures outlasted the retries."
-PENDING_HELP = "received + queued + processing + retry_scheduled: no outcome yet."
+
+def _spelled(statuses: tuple[EventStatus, ...]) -> str:
+    return " + ".join(str(s) for s in statuses)
+
+
+# Each event counts once, by its status now; the fields add up to total (docs/architecture.md).
+COMPLETED_HELP = f"{_spelled(COMPLETED)}."
+FAILED_HELP = f"{_spelled(FAILED)}: some or all work failed and waits for a person."
+DEAD_LETTER_HELP = f"{_spelled(DEAD_LETTER)}: transient failures outlasted the retries; waits for a person."
+RETRY_PENDING_HELP = f"{_spelled(RETRY_PENDING)}: failed, and an automatic retry is scheduled."
+PENDING_HELP = f"{_spelled(PENDING)}: not yet attempted, or an attempt is running."
 
 
 @extend_schema_field({"type": "string", "example": "98.08%", "nullable": True})
@@ -84,12 +91,15 @@ class CountsSerializer(serializers.Serializer):  # type: ignore[type-arg]
     completed = serializers.IntegerField(help_text=COMPLETED_HELP)
     failed = serializers.IntegerField(help_text=FAILED_HELP)
     deadLetter = serializers.IntegerField(source="dead_letter", help_text=DEAD_LETTER_HELP)
+    retryPending = serializers.IntegerField(source="retry_pending", help_text=RETRY_PENDING_HELP)
     pending = serializers.IntegerField(help_text=PENDING_HELP)
 
 
 class SummarySerializer(CountsSerializer):
     successRate = PercentField(
-        source="success_rate", allow_null=True, help_text="completed / total; null when total is 0."
+        source="success_rate",
+        allow_null=True,
+        help_text="completed / total; null when total is 0 (queue-health's failureRate has the same denominator).",
     )
     avgAttempts = DecimalTextField(
         source="avg_attempts",
@@ -135,18 +145,27 @@ class DeliveryStatsSerializer(serializers.Serializer):  # type: ignore[type-arg]
 # --- Queue health ----------------------------------------------------------------------------
 
 SHARED = "Shared queues of the whole installation (broker/workers), not per organization; "
+WINDOW = "Events received in delivery-stats' 24h window, by status now: "
 
 
 class QueueMetricsSerializer(serializers.Serializer):  # type: ignore[type-arg]
     waiting = serializers.IntegerField(allow_null=True, help_text=SHARED + "messages in the broker queues.")
     active = serializers.IntegerField(allow_null=True, help_text=SHARED + "tasks running on workers.")
     reserved = serializers.IntegerField(allow_null=True, help_text=SHARED + "tasks prefetched by workers.")
-    completed = serializers.IntegerField(
-        source="events.completed", help_text="Events completed (" + COMPLETED_HELP + ") in the last 24h."
+    unacked = serializers.IntegerField(
+        allow_null=True,
+        help_text=SHARED + "messages delivered to workers and not yet acknowledged; null when the broker "
+        "cannot tell (AMQP).",
     )
-    failed = serializers.IntegerField(source="events.failed", help_text="Events failed (" + FAILED_HELP + ") in 24h.")
-    deadLetter = serializers.IntegerField(source="events.dead_letter", help_text="Events dead-lettered in 24h.")
-    delayed = serializers.IntegerField(source="events.scheduled_retries", help_text="Events in retry_scheduled now.")
+    # The same figures as delivery-stats?range=24h's summary: events received in that window,
+    # each counted once by its status now.
+    completed = serializers.IntegerField(source="events.completed", help_text=WINDOW + COMPLETED_HELP)
+    failed = serializers.IntegerField(source="events.failed", help_text=WINDOW + FAILED_HELP)
+    deadLetter = serializers.IntegerField(source="events.dead_letter", help_text=WINDOW + DEAD_LETTER_HELP)
+    retryPending = serializers.IntegerField(source="events.retry_pending", help_text=WINDOW + RETRY_PENDING_HELP)
+    delayed = serializers.IntegerField(
+        source="events.scheduled_retries", help_text="Events in retry_scheduled now, whenever received."
+    )
     paused = serializers.IntegerField(
         allow_null=True, help_text=SHARED + "messages waiting in queues no online worker consumes."
     )
@@ -159,7 +178,8 @@ class QueueStatsSerializer(serializers.Serializer):  # type: ignore[type-arg]
     failureRate = PercentField(
         source="failure_rate",
         allow_null=True,
-        help_text="(failed + deadLetter) / (completed + failed + deadLetter) over 24h; null when none.",
+        help_text="(failed + deadLetter) / events received in delivery-stats' 24h window (the denominator of "
+        "its successRate); null when none.",
     )
     queueDepth = serializers.IntegerField(source="waiting", allow_null=True, help_text="Same as metrics.waiting.")
     oldestWaitingSeconds = serializers.FloatField(
@@ -176,8 +196,11 @@ class QueueDetailSerializer(serializers.Serializer):  # type: ignore[type-arg]
     active = serializers.IntegerField(allow_null=True)
     reserved = serializers.IntegerField(allow_null=True)
     workers = serializers.IntegerField(allow_null=True, help_text="Online workers consuming this queue.")
+    unacked = serializers.IntegerField(
+        allow_null=True, help_text="Delivered to a worker, not yet acknowledged; null when the broker cannot tell."
+    )
     scheduledRetries = serializers.IntegerField(source="scheduled_retries")
-    failed = serializers.IntegerField(help_text="Events failed in 24h; only the webhooks queue runs events.")
+    failed = serializers.IntegerField(help_text="As metrics.failed; only the webhooks queue runs events.")
     deadLetter = serializers.IntegerField(source="dead_letter")
     oldestWaitingSeconds = serializers.FloatField(source="oldest_waiting_seconds", allow_null=True)
 

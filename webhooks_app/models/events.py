@@ -23,8 +23,99 @@ class EventStatus(models.TextChoices):
     MANUALLY_RESOLVED = "manually_resolved", "Manually resolved"
 
 
-# States a person has to look at; a retry may start from any of them.
-NEEDS_ATTENTION = (EventStatus.PARTIAL_FAILURE, EventStatus.FAILED, EventStatus.DEAD_LETTER)
+class IllegalTransition(Exception):
+    """A move the transition table does not allow: a bug in the caller, never user input."""
+
+    def __init__(self, source: str, target: str) -> None:
+        super().__init__(f"an event cannot move from '{source}' to '{target}'")
+        self.source = source
+        self.target = target
+
+
+# Every move an event may make; nothing else writes `status` (the methods below do the writes).
+TRANSITIONS: dict[EventStatus, frozenset[EventStatus]] = {
+    # Published (queued), or claimed by a worker that got a message before the row said so.
+    EventStatus.RECEIVED: frozenset({EventStatus.QUEUED, EventStatus.PROCESSING}),
+    # Back to received when the broker refused the publish, so the sweeper sends it again;
+    # queued again when the healer re-publishes it (its wait starts afresh).
+    EventStatus.QUEUED: frozenset({EventStatus.RECEIVED, EventStatus.QUEUED, EventStatus.PROCESSING}),
+    # An attempt ends in an outcome; processing -> processing is a takeover (lease ran out,
+    # or the same message redelivered after its worker died).
+    EventStatus.PROCESSING: frozenset(
+        {
+            EventStatus.PROCESSING,
+            EventStatus.SUCCEEDED,
+            EventStatus.PARTIAL_FAILURE,
+            EventStatus.FAILED,
+            EventStatus.DEAD_LETTER,
+            EventStatus.RETRY_SCHEDULED,
+        }
+    ),
+    # Due and published by beat, claimed straight from a countdown message, pulled forward by a
+    # person, or resolved by a person who dealt with it.
+    EventStatus.RETRY_SCHEDULED: frozenset({EventStatus.QUEUED, EventStatus.PROCESSING, EventStatus.MANUALLY_RESOLVED}),
+    # Needs a human: retried (requeued) or resolved by a person.
+    EventStatus.PARTIAL_FAILURE: frozenset({EventStatus.QUEUED, EventStatus.MANUALLY_RESOLVED}),
+    EventStatus.FAILED: frozenset({EventStatus.QUEUED, EventStatus.MANUALLY_RESOLVED}),
+    EventStatus.DEAD_LETTER: frozenset({EventStatus.QUEUED, EventStatus.MANUALLY_RESOLVED}),
+    EventStatus.SUCCEEDED: frozenset(),
+    EventStatus.MANUALLY_RESOLVED: frozenset(),
+}
+
+
+def transition_check(source: str, target: str) -> None:
+    """Raise IllegalTransition unless the table allows source -> target."""
+    if target not in TRANSITIONS[EventStatus(source)]:
+        raise IllegalTransition(source, target)
+
+
+def sources_of(target: EventStatus) -> tuple[EventStatus, ...]:
+    """Every status the table allows a move to `target` from."""
+    return tuple(s for s, targets in TRANSITIONS.items() if target in targets)
+
+
+class StatusGroup(models.TextChoices):
+    """What a status means to someone counting events. Every status is in exactly one group, so
+    counts by group partition the events and add up (docs/architecture.md, "Counting")."""
+
+    WAITING = "waiting", "Waiting for a worker"
+    IN_FLIGHT = "in_flight", "In flight"
+    # Failed, and an automatic retry is scheduled: not yet a person's problem.
+    RETRY_PENDING = "retry_pending", "Failed, automatic retry pending"
+    # Terminal-bad until a person acts (retry or resolve).
+    NEEDS_HUMAN = "needs_human", "Needs a human"
+    # Terminal-good.
+    DONE = "done", "Done"
+
+
+GROUP_OF_STATUS: dict[EventStatus, StatusGroup] = {
+    EventStatus.RECEIVED: StatusGroup.WAITING,
+    EventStatus.QUEUED: StatusGroup.WAITING,
+    EventStatus.PROCESSING: StatusGroup.IN_FLIGHT,
+    EventStatus.RETRY_SCHEDULED: StatusGroup.RETRY_PENDING,
+    EventStatus.PARTIAL_FAILURE: StatusGroup.NEEDS_HUMAN,
+    EventStatus.FAILED: StatusGroup.NEEDS_HUMAN,
+    EventStatus.DEAD_LETTER: StatusGroup.NEEDS_HUMAN,
+    EventStatus.SUCCEEDED: StatusGroup.DONE,
+    EventStatus.MANUALLY_RESOLVED: StatusGroup.DONE,
+}
+
+
+def statuses_in(*groups: StatusGroup) -> tuple[EventStatus, ...]:
+    """The statuses of the given groups, in EventStatus order."""
+    return tuple(s for s in EventStatus if GROUP_OF_STATUS[s] in groups)
+
+
+WAITING = statuses_in(StatusGroup.WAITING)
+IN_FLIGHT = statuses_in(StatusGroup.IN_FLIGHT)
+RETRY_PENDING = statuses_in(StatusGroup.RETRY_PENDING)
+NEEDS_HUMAN = statuses_in(StatusGroup.NEEDS_HUMAN)
+DONE = statuses_in(StatusGroup.DONE)
+# The name older readers use for the needs-a-human group.
+NEEDS_ATTENTION = NEEDS_HUMAN
+# The failures a person may act on: everything that needs one, and a scheduled retry they may
+# pull forward or settle themselves.
+ACTIONABLE = (*NEEDS_HUMAN, *RETRY_PENDING)
 
 
 class EventAction(models.TextChoices):
@@ -46,22 +137,82 @@ class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
         event whose lease ran out (its worker is gone).
         """
         claimable = (
-            Q(status__in=[EventStatus.RECEIVED, EventStatus.QUEUED])
+            Q(status__in=WAITING)
             | Q(status=EventStatus.RETRY_SCHEDULED, next_retry_at__lte=now)
             | Q(status=EventStatus.PROCESSING, claimed_by=task_id)
             | Q(status=EventStatus.PROCESSING, claimed_until__lt=now)
         )
-        updated = self.filter(claimable, id=event_id).update(
-            status=EventStatus.PROCESSING,
+        return self._move(
+            event_id=event_id,
+            target=EventStatus.PROCESSING,
+            when=claimable,
+            now=now,
             claimed_by=task_id,
             claimed_until=lease_until,
             attempts=F("attempts") + 1,
             round_attempts=F("round_attempts") + 1,
             last_attempt_at=now,
             next_retry_at=None,
-            updated_at=now,
         )
-        return updated == 1
+
+    def _move(self, *, event_id: uuid.UUID, target: EventStatus, when: Q, now: datetime, **fields: Any) -> bool:
+        """One conditional UPDATE: the row moves only if it is still in a status `when` allows,
+        so of two racing callers exactly one wins and the other sees False."""
+        return self.filter(when, id=event_id).update(status=target, updated_at=now, **fields) == 1
+
+    def mark_queued(self, *, event_id: uuid.UUID, now: datetime) -> bool:
+        """Published: a waiting event, or a retry that is due, is now `queued` so sweeps stop
+        re-sending it. A retry scheduled for later stays as it is."""
+        waiting = Q(status__in=WAITING) | Q(status=EventStatus.RETRY_SCHEDULED, next_retry_at__lte=now)
+        return self._move(event_id=event_id, target=EventStatus.QUEUED, when=waiting, now=now)
+
+    def mark_unpublished(self, *, event_id: uuid.UUID, now: datetime) -> bool:
+        """The broker refused the publish: `received` again, for the sweeper."""
+        return self._move(event_id=event_id, target=EventStatus.RECEIVED, when=Q(status=EventStatus.QUEUED), now=now)
+
+    def finish(self, *, event_id: uuid.UUID, task_id: str, target: EventStatus, now: datetime, **fields: Any) -> bool:
+        """Record an attempt's outcome. Only the claim holder may: False when another worker
+        took the event over after this attempt's lease ran out."""
+        transition_check(EventStatus.PROCESSING, target)
+        if target == EventStatus.PROCESSING:
+            raise IllegalTransition(EventStatus.PROCESSING, target)  # a takeover is a claim
+        held = Q(status=EventStatus.PROCESSING, claimed_by=task_id)
+        return self._move(
+            event_id=event_id, target=target, when=held, now=now, claimed_by="", claimed_until=None, **fields
+        )
+
+    def requeue(self, *, event_id: uuid.UUID, now: datetime) -> bool:
+        """A person's retry: a new round (the transient budget applies afresh) that re-runs only
+        what failed."""
+        return self._move(
+            event_id=event_id,
+            target=EventStatus.QUEUED,
+            when=Q(status__in=ACTIONABLE),
+            now=now,
+            round_attempts=0,
+            next_retry_at=None,
+        )
+
+    def resolve(self, *, event_id: uuid.UUID, now: datetime) -> bool:
+        """A person dealt with the failure outside mendhook."""
+        return self._move(
+            event_id=event_id,
+            target=EventStatus.MANUALLY_RESOLVED,
+            when=Q(status__in=sources_of(EventStatus.MANUALLY_RESOLVED)),
+            now=now,
+            success=True,
+            action=EventAction.MANUALLY_RESOLVED,
+            next_retry_at=None,
+            completed_at=now,
+        )
+
+    def count_by_status(self) -> dict[EventStatus, int]:
+        """Events per status, every status present (zero when none): the one way to count."""
+        rows = self.order_by().values_list("status").annotate(n=models.Count("*"))
+        counts = dict.fromkeys(EventStatus, 0)
+        for status, n in rows:
+            counts[EventStatus(status)] = n
+        return counts
 
 
 class WebhookEvent(models.Model):
@@ -158,6 +309,25 @@ class WebhookEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.id}"
+
+    def requeue(self, *, now: datetime) -> None:
+        """This row's own move for a person's retry (the caller holds its row lock)."""
+        if self.status not in ACTIONABLE:
+            raise IllegalTransition(self.status, EventStatus.QUEUED)
+        if not WebhookEvent.objects.requeue(event_id=self.id, now=now):
+            raise IllegalTransition(self.status, EventStatus.QUEUED)
+        self.status = EventStatus.QUEUED
+
+    def resolve(self, *, now: datetime) -> None:
+        """This row's own move when a person settles it (the caller holds its row lock)."""
+        transition_check(self.status, EventStatus.MANUALLY_RESOLVED)
+        if not WebhookEvent.objects.resolve(event_id=self.id, now=now):
+            raise IllegalTransition(self.status, EventStatus.MANUALLY_RESOLVED)
+        self.status = EventStatus.MANUALLY_RESOLVED
+
+    @property
+    def group(self) -> StatusGroup:
+        return GROUP_OF_STATUS[EventStatus(self.status)]
 
     @property
     def response_body(self) -> dict[str, Any]:

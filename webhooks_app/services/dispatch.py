@@ -8,33 +8,33 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from config.publishing import publish, queue_depth
+from config.queues import Queue
 from webhooks_app.models import EventStatus, WebhookEvent
+from webhooks_app.reporting import report_failure
 
 logger = logging.getLogger(__name__)
 
 # The most events one sweep hands out; the next run takes the rest.
 SWEEP_BATCH = 500
 
+# Published by name (config.publishing): the tasks module imports this one, never the reverse.
+PROCESS_EVENT_TASK = "webhooks_app.tasks.process_event"
+DEAD_LETTER_ALERT_TASK = "webhooks_app.tasks.send_dead_letter_alert"
+
 
 def event_dispatch(*, event_id: uuid.UUID, countdown: float | None = None) -> bool:
     """Publish one processing message. Never raises: a failed publish leaves the event in a state
     a beat job picks up again, so the caller (an HTTP request, often) is never held up."""
-    from webhooks_app.tasks import process_event
-
     try:
-        # retry=False: with the broker down, answer now and let the sweeper publish later.
-        process_event.apply_async(args=(str(event_id),), countdown=countdown or 0, retry=False)
+        # publish() never retries: with the broker down, answer now and let the sweeper publish.
+        publish(PROCESS_EVENT_TASK, str(event_id), countdown=countdown)
     except Exception:
         logger.warning("could not publish event %s; the sweeper will", event_id, exc_info=True)
         return False
     if countdown is None:
-        # Published: waiting events become `queued`, so sweeps stop re-sending them. A retry
-        # that is due counts as waiting; one the worker just scheduled for later does not.
-        now = timezone.now()
-        waiting = Q(status__in=[EventStatus.RECEIVED, EventStatus.QUEUED]) | Q(
-            status=EventStatus.RETRY_SCHEDULED, next_retry_at__lte=now
-        )
-        WebhookEvent.objects.filter(waiting, id=event_id).update(status=EventStatus.QUEUED, updated_at=now)
+        # A retry the worker just scheduled for later (countdown given) stays scheduled.
+        WebhookEvent.objects.mark_queued(event_id=event_id, now=timezone.now())
     return True
 
 
@@ -44,20 +44,19 @@ def event_publish_new(*, event_id: uuid.UUID) -> None:
 
     Storing it `queued` up front saves the intake an UPDATE per event; the one case it leaves
     to the healer is a web process dying between commit and publish (events_heal_stuck)."""
-    from webhooks_app.tasks import process_event
-
     try:
-        process_event.apply_async(args=(str(event_id),), retry=False)
-    except Exception:  # any broker error means "not published"
-        logger.warning(
+        publish(PROCESS_EVENT_TASK, str(event_id))
+    except Exception:  # noqa: BLE001 - any broker error means "not published"; reported below
+        report_failure(
+            logger,
             "could not publish event %s; the sweeper will",
             event_id,
+            event_id=event_id,
+            function="webhooks_app.intake",
+            action="publish",
             exc_info=True,
-            extra={"event_id": str(event_id), "function": "webhooks_app.intake", "action": "publish"},
         )
-        WebhookEvent.objects.filter(id=event_id, status=EventStatus.QUEUED).update(
-            status=EventStatus.RECEIVED, updated_at=timezone.now()
-        )
+        WebhookEvent.objects.mark_unpublished(event_id=event_id, now=timezone.now())
 
 
 def events_sweep_undispatched() -> int:
@@ -102,14 +101,7 @@ def events_heal_stuck() -> int:
 
 
 def _processing_queue_empty() -> bool:
-    from config.celery_app import app
-    from config.queues import Queue
-
     try:
-        with app.connection_for_read() as conn:
-            # The virtual transports' own queue length (Redis: LLEN over the priority lists);
-            # a passive declare would fail for an empty Redis queue, which has no key at all.
-            waiting = conn.default_channel._size(Queue.WEBHOOKS.value)  # type: ignore[attr-defined]
+        return queue_depth(Queue.WEBHOOKS.value) == 0
     except Exception:  # noqa: BLE001 - unknown means "assume a backlog": the cautious threshold
         return False
-    return int(waiting) == 0

@@ -9,19 +9,19 @@ from django.db import transaction
 from django.utils import timezone
 
 from webhooks_app.models import (
-    EventAction,
     EventStatus,
     ItemStatus,
     OperatorAction,
     OperatorActionKind,
     WebhookEvent,
 )
-from webhooks_app.models.events import NEEDS_ATTENTION
+from webhooks_app.models.events import ACTIONABLE
 from webhooks_app.services.dispatch import event_dispatch
 
-# A scheduled retry may also be pulled forward by a person.
-RETRYABLE = (*NEEDS_ATTENTION, EventStatus.RETRY_SCHEDULED)
-RESOLVABLE = (*NEEDS_ATTENTION, EventStatus.RETRY_SCHEDULED)
+# What a person may retry or resolve: every event that needs one, and a scheduled retry they
+# may pull forward or settle themselves (the event's transition table allows exactly these).
+RETRYABLE = ACTIONABLE
+RESOLVABLE = ACTIONABLE
 
 
 class OperationError(Exception):
@@ -71,9 +71,7 @@ def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> 
             if status_before == EventStatus.DEAD_LETTER
             else OperatorActionKind.RETRY_FAILED
         )
-        WebhookEvent.objects.filter(id=event.id).update(
-            status=EventStatus.QUEUED, round_attempts=0, next_retry_at=None, updated_at=now
-        )
+        event.requeue(now=now)
         action = _audit(event, kind, actor, note, status_before)
         transaction.on_commit(lambda: event_dispatch(event_id=event.id))
     return action
@@ -91,12 +89,5 @@ def event_resolve(*, event_id: uuid.UUID, actor: Actor, note: str) -> OperatorAc
         if event.status not in RESOLVABLE:
             raise OperationError(f"an event in status '{event.status}' does not need resolving")
         status_before = event.status
-        WebhookEvent.objects.filter(id=event.id).update(
-            status=EventStatus.MANUALLY_RESOLVED,
-            success=True,
-            action=EventAction.MANUALLY_RESOLVED,
-            next_retry_at=None,
-            completed_at=now,
-            updated_at=now,
-        )
+        event.resolve(now=now)
         return _audit(event, OperatorActionKind.RESOLVE, actor, note.strip(), status_before)

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from config.publishing import publish
 from webhooks_app.errors import ErrorCode, FailureKind, ProcessingError
 from webhooks_app.handlers import HandlerResult, handler_for
 from webhooks_app.models import (
@@ -22,8 +23,12 @@ from webhooks_app.models import (
     Source,
     WebhookEvent,
 )
-from webhooks_app.models.events import AttemptOutcome
-from webhooks_app.services.dispatch import event_dispatch
+from webhooks_app.models.events import NEEDS_HUMAN, AttemptOutcome
+from webhooks_app.reporting import report_failure
+from webhooks_app.services.dispatch import DEAD_LETTER_ALERT_TASK, event_dispatch
+
+# Where error records say these failures happened: the task that runs them.
+PROCESS_FUNCTION = "webhooks_app.tasks.process_event"
 
 logger = logging.getLogger(__name__)
 
@@ -94,32 +99,30 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
         try:
             result = handler(event)
         except ProcessingError as error:
-            logger.warning(
+            report_failure(
+                logger,
                 "event %s failed: [%s] %s",
                 event_id,
                 error.code,
                 error.message,
-                extra={
-                    "event_id": str(event_id),
-                    "organization_id": event.organization_id,
-                    "error_code": error.code,
-                    "function": "webhooks_app.tasks.process_event",
-                    "action": "run_handler",
-                },
+                event=event,
+                error_code=error.code,
+                function=PROCESS_FUNCTION,
+                action="run_handler",
             )
             event_error = error
-        except Exception as exc:
-            logger.exception(
+        except Exception as exc:  # noqa: BLE001 - a handler bug becomes an error code, not a lost event
+            report_failure(
+                logger,
                 "handler crashed on event %s",
                 event_id,
-                extra={
-                    "event_id": str(event_id),
-                    "organization_id": event.organization_id,
-                    "error_code": ErrorCode.INTERNAL,
-                    "function": "webhooks_app.tasks.process_event",
-                    "action": "run_handler",
-                    "request_payload": event.payload,
-                },
+                level=logging.ERROR,
+                event=event,
+                error_code=ErrorCode.INTERNAL,
+                function=PROCESS_FUNCTION,
+                action="run_handler",
+                payload=event.payload,
+                exc_info=True,
             )
             event_error = ProcessingError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
     return _event_finish(event, attempt, result, event_error, task_id)
@@ -144,15 +147,11 @@ def _event_finish(
     last_error, last_code = _last_error(failed, event_error)
 
     fields: dict[str, object] = {
-        "status": decision.status,
         "tasks_created": len(items) - len(failed),
         "tasks_failed": len(failed),
         "failure_details": [i.failure_detail() for i in failed] or None,
         "last_error": last_error,
         "last_error_code": last_code,
-        "claimed_by": "",
-        "claimed_until": None,
-        "updated_at": now,
     }
     if decision.status == EventStatus.SUCCEEDED:
         fields.update(success=True, action=result.action_without_items or EventAction.CREATED_TASKS, completed_at=now)
@@ -164,26 +163,24 @@ def _event_finish(
         fields["next_retry_at"] = now + timedelta(seconds=decision.delay)
     if decision.recoverable_round:
         fields.update(recoverable_rounds=event.recoverable_rounds + 1, round_attempts=0)
-    if decision.status in (EventStatus.DEAD_LETTER, EventStatus.PARTIAL_FAILURE, EventStatus.FAILED):
+    if decision.status in NEEDS_HUMAN:
         fields["completed_at"] = now
 
     with transaction.atomic():
         # Only the claim holder may record the outcome; a takeover after lease expiry wins.
-        still_ours = WebhookEvent.objects.filter(id=event.id, status=EventStatus.PROCESSING, claimed_by=task_id).update(
-            **fields
+        still_ours = WebhookEvent.objects.finish(
+            event_id=event.id, task_id=task_id, target=decision.status, now=now, **fields
         )
         if not still_ours:
             attempt.finish(outcome=AttemptOutcome.CLAIM_LOST, now=now)
-            logger.warning(
+            report_failure(
+                logger,
                 "event %s was taken over before attempt %s finished",
                 event.id,
                 attempt.number,
-                extra={
-                    "event_id": str(event.id),
-                    "organization_id": event.organization_id,
-                    "function": "webhooks_app.tasks.process_event",
-                    "action": "record_outcome",
-                },
+                event=event,
+                function=PROCESS_FUNCTION,
+                action="record_outcome",
             )
             return None
         attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
@@ -192,20 +189,18 @@ def _event_finish(
         if item.status == ItemStatus.FAILED:
             # One line per failed item, after the outcome committed: each counts in the error
             # record group of its code and message (ops_app), so a storm is one row.
-            logger.warning(
+            report_failure(
+                logger,
                 "[%s] %s (item #%s of event %s)",
                 item.error_code,
                 item.error,
                 item.number,
                 event.id,
-                extra={
-                    "event_id": str(event.id),
-                    "organization_id": event.organization_id,
-                    "error_code": item.error_code,
-                    "function": "webhooks_app.tasks.process_event",
-                    "action": "create_item",
-                    "request_payload": {"item": item.number, "title": item.title, "role": item.assignee_role},
-                },
+                event=event,
+                error_code=item.error_code,
+                function=PROCESS_FUNCTION,
+                action="create_item",
+                payload={"item": item.number, "title": item.title, "role": item.assignee_role},
             )
     _after_commit(event, decision, last_error, last_code)
     return decision.status
@@ -226,34 +221,31 @@ def _after_commit(event: WebhookEvent, decision: Decision, last_error: str, last
         # Short waits also ride a countdown; beat's due-retry dispatcher covers a lost message.
         event_dispatch(event_id=event.id, countdown=decision.delay)
     if decision.status == EventStatus.DEAD_LETTER:
-        from webhooks_app.tasks import send_dead_letter_alert
-
         # ERROR level: Sentry's logging integration turns this into an issue.
-        logger.error(
+        report_failure(
+            logger,
             "event %s dead-lettered after %s attempts: [%s] %s",
             event.id,
             event.attempts,
             last_code,
             last_error,
-            extra={
-                "event_id": str(event.id),
-                "organization_id": event.organization_id,
-                "error_code": last_code,
-                "source": event.source.slug,
-                "function": "webhooks_app.tasks.process_event",
-                "action": "dead_letter",
-            },
+            level=logging.ERROR,
+            event=event,
+            error_code=last_code,
+            with_source=True,
+            function=PROCESS_FUNCTION,
+            action="dead_letter",
         )
         try:
-            send_dead_letter_alert.apply_async(args=(str(event.id),), retry=False)
-        except Exception:
-            logger.exception(
+            publish(DEAD_LETTER_ALERT_TASK, str(event.id))
+        except Exception:  # noqa: BLE001 - the dead letter is recorded; only its alert is lost
+            report_failure(
+                logger,
                 "could not queue the dead-letter alert for event %s",
                 event.id,
-                extra={
-                    "event_id": str(event.id),
-                    "organization_id": event.organization_id,
-                    "function": "webhooks_app.tasks.process_event",
-                    "action": "queue_alert",
-                },
+                level=logging.ERROR,
+                event=event,
+                function=PROCESS_FUNCTION,
+                action="queue_alert",
+                exc_info=True,
             )
