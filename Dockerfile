@@ -23,7 +23,7 @@ COPY ops_app ./ops_app
 COPY localdev ./localdev
 
 # Settings refuse to load without a key; this throwaway one lives only in this build step.
-RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0
+RUN PLAIN_HTTP=true SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0
 
 # Not root: Celery warns against it, and nothing here needs it. The home directory is where
 # gunicorn puts its control socket.

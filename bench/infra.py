@@ -53,6 +53,8 @@ def configure_environment() -> dict[str, str]:
             "REDIS_URL": redis_url,
             "DJANGO_DEBUG": "false",  # DEBUG keeps every query in memory: not what ships
             "LOG_LEVEL": "INFO",
+            # The bench talks plain HTTP to its own gunicorn on loopback.
+            "PLAIN_HTTP": "true",
         }
     )
     os.environ.setdefault("SECRET_KEY", "bench-only-insecure-key")

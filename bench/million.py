@@ -33,7 +33,7 @@ from bench.infra import BenchFailure
 from localdev import demo
 from webhooks_app.errors import ErrorCode, failure_kind
 from webhooks_app.models import ApiKey, ConnectorKind, Organization, SigningScheme, Source, SourceKind, TaskTemplate
-from webhooks_app.models.sources import new_signing_secret
+from webhooks_app.models.sources import new_signing_secret, signing_secret_entries_for
 
 ALIAS = "million"
 SEED_VERSION = 1
@@ -399,7 +399,7 @@ def _organizations_create() -> dict[str, Source]:
                 slug=source_slug,
                 kind=kind,
                 signing_scheme=SigningScheme.STANDARD_WEBHOOKS,
-                signing_secrets=[new_signing_secret()],
+                signing_secret_entries=signing_secret_entries_for(new_signing_secret()),
                 connector=ConnectorKind.LOCAL,
             )
     return sources

@@ -35,7 +35,7 @@ from webhooks_app.models import (
     SourceKind,
     WebhookEvent,
 )
-from webhooks_app.models.sources import new_signing_secret
+from webhooks_app.models.sources import new_signing_secret, signing_secret_entries_for
 from webhooks_app.services.dispatch import event_dispatch
 
 TASKS_PER_EVENT = len(demo.CONSULTATION_TASKS)
@@ -75,7 +75,7 @@ def bench_source() -> Source:
         slug=SOURCE_SLUG,
         kind=SourceKind.CLIO,
         signing_scheme=SigningScheme.STANDARD_WEBHOOKS,
-        signing_secrets=[new_signing_secret()],
+        signing_secret_entries=signing_secret_entries_for(new_signing_secret()),
         connector=ConnectorKind.LOCAL,
     )
 
