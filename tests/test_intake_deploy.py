@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from tests.conftest import worker_env
 from tests.support.processes import ROOT, start_gunicorn
@@ -31,7 +32,16 @@ def manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProces
 
 
 def test_check_deploy_is_clean_with_production_defaults(tmp_path):
-    result = manage(tmp_path, "check", "--deploy", "--fail-level", "WARNING", SECRET_KEY=secrets.token_urlsafe(50))
+    # A deployment sets its own key for secrets at rest; without one check --deploy warns.
+    result = manage(
+        tmp_path,
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        SECRETS_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
