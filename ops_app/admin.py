@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
+import ops_app.admin_api_keys  # noqa: F401 - registers the API key and replay admins
 from ops_app.errors import ErrorRecordStateError, error_record_reopen, error_record_resolve
 from ops_app.models import ErrorRecord, ErrorRecordAction
 from webhooks_app.admin import ReadOnlyMixin

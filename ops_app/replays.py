@@ -15,13 +15,11 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from ops_app.models import ApiKey, Replay, ReplayStatus
 from webhooks_app.models import (
-    ApiKey,
     EventItem,
     ItemStatus,
     Organization,
-    Replay,
-    ReplayStatus,
     Source,
     WebhookEvent,
 )

@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from ops_app.models import Replay
 from ops_app.replays import replay_run_batch
 from tests.test_api_auth import api_for, other_org_source
 from tests.test_api_events import with_items
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, OperatorAction, Replay, WebhookEvent
+from webhooks_app.models import EventStatus, OperatorAction, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from ops_app.models import Replay, ReplayStatus
 from ops_app.replays import replay_run_batch
 from tests.conftest import wait_for
 from tests.factories import SourceFactory
@@ -13,7 +14,7 @@ from tests.support.signing import matter_payload
 from tests.test_api_auth import Api, api_for
 from tests.test_api_events import with_items
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, OperatorAction, Replay, ReplayStatus, WebhookEvent
+from webhooks_app.models import EventStatus, OperatorAction, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,6 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
-import webhooks_app.admin_api_keys  # noqa: F401 - registers the API key and replay admins
 from webhooks_app.admin_acts import ACTS, Act, EventPlan, failure_rows, plans_for
 from webhooks_app.admin_lists import ErrorCodeFilter, EstimatedCountPaginator, EventTypeFilter, ReceivedFilter
 from webhooks_app.models import (

@@ -28,11 +28,12 @@ from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
+from ops_app.models import ApiKey
 from tests.bench import infra
 from tests.bench.infra import BenchFailure
 from webhooks_app import demo
 from webhooks_app.errors import ErrorCode, failure_kind
-from webhooks_app.models import ApiKey, ConnectorKind, Organization, SigningScheme, Source, SourceKind, TaskTemplate
+from webhooks_app.models import ConnectorKind, Organization, SigningScheme, Source, SourceKind, TaskTemplate
 from webhooks_app.models.sources import new_signing_secret
 
 ALIAS = "million"

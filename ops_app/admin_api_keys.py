@@ -1,6 +1,6 @@
 """Admin pages for API keys (made here, shown once, revocable) and replays (read-only).
 
-Imported by webhooks_app.admin so the admin site registers them.
+Imported by ops_app.admin so the admin site registers them.
 """
 
 from typing import Any
@@ -13,7 +13,7 @@ from django.template import engines
 from django.urls import reverse
 from django.utils import timezone
 
-from webhooks_app.models import ApiKey, Replay
+from ops_app.models import ApiKey, Replay
 
 RAW_KEY_ATTR = "_raw_key_to_show_once"
 
@@ -66,7 +66,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             "title": "API key created",
             "key": obj,
             "raw_key": raw_key,
-            "changelist_url": reverse("admin:webhooks_app_apikey_changelist"),
+            "changelist_url": reverse("admin:ops_app_apikey_changelist"),
         }
         response = HttpResponse(engines["django"].from_string(KEY_CREATED_TEMPLATE).render(context, request))
         # The page holds a secret: no browser or proxy may keep a copy.

@@ -1,0 +1,61 @@
+"""Models that moved between apps keep their rows: each test rolls the schema back to before a
+move, writes rows the old way, migrates forward and reads them through today's models."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from ops_app.models import ApiKey, Replay
+
+BEFORE_MOVE = [("ops_app", "0002_ops_staff_group"), ("webhooks_app", "0006_event_list_dashboard_indexes")]
+
+
+def migrate(targets: list[tuple[str, str]]) -> Any:
+    """Migrate to `targets`; returns the historical apps registry at that point."""
+    executor = MigrationExecutor(connection)
+    executor.migrate(targets)
+    executor.loader.build_graph()
+    return executor.loader.project_state(targets).apps
+
+
+def leaf_nodes() -> list[tuple[str, str]]:
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+
+@pytest.fixture
+def before_move(transactional_db: None) -> Iterator[Any]:
+    old_apps = migrate(BEFORE_MOVE)
+    yield old_apps
+    migrate(leaf_nodes())
+
+
+def test_it_keeps_api_keys_and_replays_when_they_move_to_ops_app(before_move: Any) -> None:
+    Organization = before_move.get_model("webhooks_app", "Organization")
+    OldApiKey = before_move.get_model("webhooks_app", "ApiKey")
+    OldReplay = before_move.get_model("webhooks_app", "Replay")
+    org = Organization.objects.create(name="Moved Firm", slug="moved-firm")
+    key = OldApiKey.objects.create(organization=org, name="grafana", prefix="mhk_abc123", key_hash="f" * 64)
+    replay = OldReplay.objects.create(
+        organization=org,
+        api_key=key,
+        requested_by="mhk_abc123",
+        statuses=["failed"],
+        matched_events=7,
+        matched_items=3,
+        batch_size=50,
+        events_per_second=10.0,
+    )
+
+    migrate(leaf_nodes())
+
+    moved_key = ApiKey.objects.get(prefix="mhk_abc123")
+    assert (moved_key.name, moved_key.organization_id) == ("grafana", org.pk)
+    moved_replay = Replay.objects.get(id=replay.id)
+    assert (moved_replay.api_key_id, moved_replay.matched_events) == (key.pk, 7)
+    assert ApiKey._meta.db_table == "ops_app_apikey"
+    assert ContentType.objects.filter(app_label="webhooks_app", model__in=["apikey", "replay"]).count() == 0
+    assert ContentType.objects.get_for_model(ApiKey).app_label == "ops_app"
