@@ -16,10 +16,11 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
-import ops_app.admin_api_keys  # noqa: F401 - registers the API key and replay admins
+import ops_app.admin_api_keys
+import ops_app.admin_events  # noqa: F401 - registers the event admin
 from ops_app.errors import ErrorRecordStateError, error_record_reopen, error_record_resolve
 from ops_app.models import ErrorRecord, ErrorRecordAction
-from webhooks_app.admin import ReadOnlyMixin
+from webhooks_app.admin_base import ReadOnlyMixin
 
 admin.site.site_header = "mendhook operations"
 admin.site.site_title = "mendhook"

@@ -17,9 +17,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from ops_app import admin_events as webhooks_admin
+from ops_app import admin_lists as events_admin
 from tests.test_beat_jobs import make_event
-from webhooks_app import admin as webhooks_admin
-from webhooks_app import admin_lists as events_admin
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import (
     EventAction,

@@ -137,6 +137,3 @@ def failure_rows(event: WebhookEvent, items: list[EventItem]) -> list[FailureRow
             )
         )
     return rows
-
-
-# --- Event admin --------------------------------------------------------------------------------
