@@ -1,4 +1,4 @@
-"""Admin for error records (read-only, resolved and reopened through ops_app.errors, audited),
+"""Admin for error records (read-only, resolved and reopened through ops_app.error_acts, audited),
 and the admin home, which is the ops dashboard (ops_app.dashboard)."""
 
 import json
@@ -18,7 +18,7 @@ from django.utils.html import format_html
 
 import ops_app.admin_api_keys
 import ops_app.admin_events  # noqa: F401 - registers the event admin
-from ops_app.errors import ErrorRecordStateError, error_record_reopen, error_record_resolve
+from ops_app.error_acts import ErrorRecordStateError, error_record_reopen, error_record_resolve
 from ops_app.models import ErrorRecord, ErrorRecordAction
 from webhooks_app.admin_base import ReadOnlyMixin
 

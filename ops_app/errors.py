@@ -23,13 +23,11 @@ inside functions only.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
 import os
 import queue
-import re
 import threading
 import time
 import traceback
@@ -40,11 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, connections, transaction
 
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-    from django.db.models import Case
+from ops_app.error_grouping import fingerprint
 
-    from ops_app.models import ErrorRecordAction
+if TYPE_CHECKING:
+    from django.db.models import Case
 
 # Failures of the recorder itself go here: the console and Sentry, never back into the recorder.
 fallback_logger = logging.getLogger("ops_app.errors")
@@ -56,23 +53,6 @@ MAX_PAYLOAD_CHARS = 64_000
 # logged warning wait for a connect timeout during an outage.
 PAUSE_AFTER_CONNECTION_ERROR_SECONDS = 10.0
 CONTEXT_KEYS = ("event_id", "organization_id", "workflow_run_id", "lead_id", "campaign_id")
-
-_UUID = re.compile(r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b")
-# Any word holding a digit: numbers, database ids, provider ids (evt_3f9a...), hex addresses.
-_TOKEN_WITH_DIGIT = re.compile(r"[A-Za-z0-9_\-]*\d[A-Za-z0-9_\-]*")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_message(message: str) -> str:
-    """The message with what varies per occurrence stripped, so occurrences group together."""
-    text = _UUID.sub("<uuid>", message)
-    text = _TOKEN_WITH_DIGIT.sub(lambda m: "<n>" if m.group().isdigit() else "<id>", text)
-    return _SPACES.sub(" ", text).strip().lower()[:1000]
-
-
-def fingerprint(*, function: str, error_code: str, message: str) -> str:
-    key = "\x1f".join((function, error_code, normalize_message(message)))
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -430,63 +410,3 @@ def _task_context(task: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     except (TypeError, ValueError, AttributeError):
         return {}
     return {key: bound.arguments[key] for key in CONTEXT_KEYS if key in bound.arguments}
-
-
-# --- What people do to error groups --------------------------------------------------------------
-
-
-class ErrorRecordStateError(Exception):
-    """The act does not apply to the record in its current state. Safe to show."""
-
-
-def error_record_resolve(*, record_id: int, user: AbstractBaseUser | AnonymousUser, note: str) -> ErrorRecordAction:
-    from django.utils import timezone
-
-    from ops_app.models import ErrorRecord, ErrorRecordAction, ErrorRecordActionKind
-
-    if not note.strip():
-        raise ErrorRecordStateError("a note is required to resolve an error")
-    with transaction.atomic():
-        record = ErrorRecord.objects.select_for_update().filter(id=record_id).first()
-        if record is None:
-            raise ErrorRecordStateError("no such error record")
-        if record.resolved:
-            raise ErrorRecordStateError("already resolved")
-        now = timezone.now()
-        actor_id = user.pk if user.is_authenticated else None
-        ErrorRecord.objects.filter(id=record.id).update(
-            resolved=True, resolved_at=now, resolved_by_id=actor_id, resolution_note=note.strip(), updated_at=now
-        )
-        return ErrorRecordAction.objects.create(
-            record=record,
-            kind=ErrorRecordActionKind.RESOLVE,
-            actor_id=actor_id,
-            actor_label=user.get_username(),
-            note=note.strip(),
-            created_at=now,
-        )
-
-
-def error_record_reopen(*, record_id: int, user: AbstractBaseUser | AnonymousUser, note: str = "") -> ErrorRecordAction:
-    from django.utils import timezone
-
-    from ops_app.models import ErrorRecord, ErrorRecordAction, ErrorRecordActionKind
-
-    with transaction.atomic():
-        record = ErrorRecord.objects.select_for_update().filter(id=record_id).first()
-        if record is None:
-            raise ErrorRecordStateError("no such error record")
-        if not record.resolved:
-            raise ErrorRecordStateError("not resolved")
-        now = timezone.now()
-        ErrorRecord.objects.filter(id=record.id).update(
-            resolved=False, resolved_at=None, resolved_by=None, resolution_note="", updated_at=now
-        )
-        return ErrorRecordAction.objects.create(
-            record=record,
-            kind=ErrorRecordActionKind.REOPEN,
-            actor_id=user.pk if user.is_authenticated else None,
-            actor_label=user.get_username(),
-            note=note.strip(),
-            created_at=now,
-        )

@@ -11,7 +11,9 @@ from django.db import DatabaseError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from ops_app import errors
-from ops_app.errors import ErrorRecordHandler, fingerprint, normalize_message, record_error
+from ops_app.error_acts import error_record_resolve
+from ops_app.error_grouping import fingerprint, normalize_message
+from ops_app.errors import ErrorRecordHandler, record_error
 from ops_app.models import ErrorRecord
 from tests.conftest import wait_for
 from tests.support.signing import matter_payload
@@ -81,7 +83,7 @@ def test_a_resolved_group_that_happens_again_reopens_and_its_history_says_so(dja
     anna = django_user_model.objects.create_user("anna")
     record_error(function=TASK, message="boom 1", severity="error")
     record = ErrorRecord.objects.get()
-    errors.error_record_resolve(record_id=record.pk, user=anna, note="fixed in deploy 42")
+    error_record_resolve(record_id=record.pk, user=anna, note="fixed in deploy 42")
 
     record_error(function=TASK, message="boom 2", severity="error")
 
