@@ -15,6 +15,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from config.publishing import publish
 from ops_app.models import ApiKey, Replay, ReplayStatus
 from webhooks_app.models import (
     EventItem,
@@ -87,8 +88,6 @@ def replay_create(
     api_key: ApiKey | None = None,
 ) -> Replay:
     """Record the replay and start working it off once the row is committed."""
-    from ops_app.tasks import run_replay
-
     preview = replay_preview(organization_id=organization.pk if organization else None, replay_filter=replay_filter)
     replay = Replay.objects.create(
         organization=organization,
@@ -104,7 +103,7 @@ def replay_create(
         batch_size=settings.MENDHOOK_REPLAY_BATCH_SIZE,
         events_per_second=settings.MENDHOOK_REPLAY_EVENTS_PER_SECOND,
     )
-    transaction.on_commit(lambda: run_replay.apply_async(args=(str(replay.id),)))
+    transaction.on_commit(lambda: publish("ops_app.tasks.run_replay", str(replay.id)))
     return replay
 
 
