@@ -229,9 +229,10 @@ def _persist(occurrence: Occurrence) -> None:
     """Upsert into the group: a conditional UPDATE that counts the occurrence, else an INSERT;
     an INSERT that loses a race with another process's INSERT (IntegrityError on the unique
     fingerprint) goes back to the UPDATE. Portable across PostgreSQL and SQLite."""
+    from django.contrib.contenttypes.models import ContentType
     from django.db.models import F
 
-    from ops_app.models import ErrorRecord, ErrorRecordAction, ErrorRecordActionKind
+    from ops_app.models import AuditAct, AuditEntry, AuditVia, ErrorRecord
 
     values = {k: v for k, v in asdict(occurrence).items() if k not in ("fingerprint", "severity", "seen_at")}
     repeat = {
@@ -248,11 +249,17 @@ def _persist(occurrence: Occurrence) -> None:
                 **repeat, resolved=False, resolved_at=None, resolved_by=None, resolution_note=""
             )
             if reopened:
-                ErrorRecordAction.objects.create(
-                    record_id=group.values_list("id", flat=True).get(),
-                    kind=ErrorRecordActionKind.RECURRED,
+                # No one ran an act: the UPDATE above reopened the group, so the audit of the
+                # recurrence is written here, in the same transaction.
+                AuditEntry.objects.create(
                     actor_label="system",
+                    via=AuditVia.SYSTEM,
+                    act=AuditAct.RECURRED,
+                    target_type=ContentType.objects.get_for_model(ErrorRecord),
+                    target_id=str(group.values_list("id", flat=True).get()),
                     note=f"Happened again: {occurrence.message[:500]}",
+                    status_before="resolved",
+                    status_after="open",
                     created_at=occurrence.seen_at,
                 )
                 return

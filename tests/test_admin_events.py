@@ -17,8 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from ops_app import admin_events as webhooks_admin
+from ops_app import admin_act_flow
 from ops_app import admin_lists as events_admin
+from ops_app.models import AuditEntry
+from tests.factories import AuditEntryFactory
 from tests.test_beat_jobs import make_event
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import (
@@ -26,7 +28,6 @@ from webhooks_app.models import (
     EventItem,
     EventStatus,
     ItemStatus,
-    OperatorAction,
     WebhookEvent,
 )
 
@@ -236,9 +237,7 @@ def test_the_event_page_explains_the_failure_in_one_screen(ops, source):
     event.attempt_log.create(
         number=1, task_id="t-1", worker="w:1", started_at=timezone.now(), outcome="partial_failure"
     )
-    OperatorAction.objects.create(
-        event=event, kind="retry_failed", actor_label="ops.bob", note="tried once", status_before="partial_failure"
-    )
+    AuditEntryFactory(target=event, actor_label="ops.bob", note="tried once")
 
     page = ops.get(change_url(event)).content.decode()
 
@@ -298,9 +297,9 @@ def test_mark_resolved_from_the_event_page_sets_the_seed_contract_and_audits(ops
     assert response.status_code == 302 and response["Location"] == change_url(event)
     event.refresh_from_db()
     assert (event.status, event.success, event.action) == (EventStatus.MANUALLY_RESOLVED, True, "manually_resolved")
-    action = event.operator_actions.get()
-    assert (action.kind, action.actor.username, action.actor_label, action.note, action.via) == (
-        "resolve",
+    action = AuditEntry.objects.for_target(event).get()
+    assert (action.act, action.actor.username, action.actor_label, action.note, action.via) == (
+        "mark_resolved",
         "ops.anna",
         "ops.anna",
         "created task 6 in Clio by hand",
@@ -320,7 +319,7 @@ def test_mark_resolved_without_a_note_shows_the_confirmation_again_and_changes_n
     assert "A note is required" in page and "will <strong>not</strong> be retried" in page
     event.refresh_from_db()
     assert event.status == EventStatus.PARTIAL_FAILURE
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_the_act_page_confirms_which_items_a_retry_will_run(ops, source):
@@ -331,7 +330,7 @@ def test_the_act_page_confirms_which_items_a_retry_will_run(ops, source):
     assert "<strong>2</strong> items will be retried" in page
     assert "#6 Send Initial Consultation Packet" in page and "#8 Task 8" in page
     assert "8 items that succeeded are kept" in page
-    assert not OperatorAction.objects.exists()  # looking changes nothing
+    assert not AuditEntry.objects.exists()  # looking changes nothing
 
 
 def test_retry_from_the_event_page_queues_only_the_failed_items(
@@ -346,8 +345,12 @@ def test_retry_from_the_event_page_queues_only_the_failed_items(
     event.refresh_from_db()
     assert event.status == EventStatus.QUEUED
     assert broker() == 1
-    action = event.operator_actions.get()
-    assert (action.kind, action.actor_label, action.status_before) == ("retry_failed", "ops.anna", "partial_failure")
+    action = AuditEntry.objects.for_target(event).get()
+    assert (action.act, action.actor_label, action.status_before) == (
+        "retry_failed_items",
+        "ops.anna",
+        "partial_failure",
+    )
     # Succeeded items are left alone; the worker re-runs the failed one only.
     assert event.items.filter(status=ItemStatus.SUCCEEDED).count() == 9
 
@@ -358,7 +361,7 @@ def test_an_act_that_no_longer_applies_says_why(ops, source):
     response = ops.post(act_url(event, "retry_failed_items"), {"confirm": "yes"}, follow=True)
 
     assert "nothing to retry" in response.content.decode()
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 # --- Bulk acts from the list ----------------------------------------------------------------------
@@ -378,7 +381,7 @@ def test_bulk_retry_confirms_which_events_and_items_then_retries_only_those_that
     assert "<strong>3</strong> items will be retried" in page
     assert "#2 Task 2" in page and "#3 Task 3" in page and "#6 Send Initial Consultation Packet" in page
     assert "Skipped: succeeded: nothing to retry" in page
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
     # The confirmation posts back only the events it will act on.
     assert listed_ids(confirm) == {str(first.pk), str(second.pk)}
 
@@ -388,9 +391,9 @@ def test_bulk_retry_confirms_which_events_and_items_then_retries_only_those_that
     )
 
     assert response.status_code == 302
-    assert set(OperatorAction.objects.values_list("event_id", "kind")) == {
-        (first.pk, "retry_failed"),
-        (second.pk, "retry_failed"),
+    assert set(AuditEntry.objects.values_list("target_id", "act")) == {
+        (str(first.pk), "retry_failed_items"),
+        (str(second.pk), "retry_failed_items"),
     }
     assert WebhookEvent.objects.get(pk=done.pk).status == EventStatus.SUCCEEDED
 
@@ -401,12 +404,14 @@ def test_bulk_resolve_requires_a_note_and_records_it_on_each_event(ops, source):
 
     no_note = ops.post(CHANGELIST, {"action": "mark_resolved", "_selected_action": ids, "confirm": "yes", "note": ""})
     assert "A note is required" in no_note.content.decode()
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
     ops.post(CHANGELIST, {"action": "mark_resolved", "_selected_action": ids, "confirm": "yes", "note": "CSC added"})
 
     assert WebhookEvent.objects.filter(status=EventStatus.MANUALLY_RESOLVED, success=True).count() == 3
-    assert sorted(OperatorAction.objects.values_list("event_id", "note")) == sorted((e.pk, "CSC added") for e in events)
+    assert sorted(AuditEntry.objects.values_list("target_id", "note")) == sorted(
+        (str(e.pk), "CSC added") for e in events
+    )
 
 
 def test_requeue_dead_letters_applies_to_dead_letters_only(ops, source, broker):
@@ -418,12 +423,12 @@ def test_requeue_dead_letters_applies_to_dead_letters_only(ops, source, broker):
         {"action": "requeue_dead_letters", "_selected_action": [str(dead.pk), str(partial.pk)], "confirm": "yes"},
     )
 
-    assert list(OperatorAction.objects.values_list("event_id", "kind")) == [(dead.pk, "requeue_dead_letter")]
+    assert list(AuditEntry.objects.values_list("target_id", "act")) == [(str(dead.pk), "requeue_dead_letters")]
     assert WebhookEvent.objects.get(pk=partial.pk).status == EventStatus.PARTIAL_FAILURE
 
 
 def test_a_bulk_act_on_too_many_events_asks_to_narrow_the_filter(ops, source, monkeypatch):
-    monkeypatch.setattr(webhooks_admin, "MAX_BULK_EVENTS", 2)
+    monkeypatch.setattr(admin_act_flow, "MAX_BULK_OBJECTS", 2)
     ids = [str(event_with_ledger(source).pk) for _ in range(3)]
 
     response = ops.post(CHANGELIST, {"action": "mark_resolved", "_selected_action": ids}, follow=True)
@@ -456,7 +461,7 @@ def test_staff_without_the_permission_get_403_when_posting_an_act(viewer, source
     assert (on_page.status_code, bulk.status_code, confirmation.status_code) == (403, 403, 403)
     event.refresh_from_db()
     assert event.status == EventStatus.DEAD_LETTER
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_retry_and_resolve_are_separate_permissions(source):
@@ -521,10 +526,10 @@ def test_an_unknown_act_is_404(ops, source):
     assert ops.get(act_url(WebhookEvent(id=uuid.uuid4()), "mark_resolved")).status_code == 404
 
 
-def test_the_operator_actions_list_shows_who_did_what_to_which_event(ops, source):
+def test_the_audit_list_shows_who_did_what_to_which_event(ops, source):
     event = event_with_ledger(source)
     ops.post(act_url(event, "mark_resolved"), {"confirm": "yes", "note": "created task 6 by hand"})
 
-    page = ops.get("/admin/webhooks_app/operatoraction/").content.decode()
+    page = ops.get("/admin/ops_app/auditentry/").content.decode()
 
     assert "ops.anna" in page and "created task 6 by hand" in page and change_url(event) in page

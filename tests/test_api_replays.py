@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ops_app.models import Replay, ReplayStatus
+from ops_app.models import AuditEntry, Replay, ReplayStatus
 from ops_app.replays import replay_run_batch
 from tests.conftest import wait_for
 from tests.factories import SourceFactory
@@ -14,7 +14,7 @@ from tests.support.signing import matter_payload
 from tests.test_api_auth import Api, api_for
 from tests.test_api_events import with_items
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, OperatorAction, WebhookEvent
+from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -51,7 +51,7 @@ def test_a_dry_run_counts_events_and_items_and_changes_nothing(source, api):
     assert (body["dryRun"], body["matched"], body["matchedItems"]) == (True, 3, 3)
     assert body["filter"]["status"] == ["partial_failure", "failed", "dead_letter"]
     assert not Replay.objects.exists()
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_the_filter_narrows_by_status_error_code_source_and_time(source, api):
@@ -115,7 +115,7 @@ def test_a_replay_retries_in_rate_bounded_batches_and_reports_progress(source, a
     assert final["finishedAt"]
     assert WebhookEvent.objects.filter(id__in=[e.id for e in events], status=EventStatus.QUEUED).count() == 5
     # Each event went through the audited retry, naming the key and the replay.
-    actions = OperatorAction.objects.filter(event__in=events)
+    actions = AuditEntry.objects.filter(target_id__in=[str(e.id) for e in events])
     assert actions.count() == 5
     assert {a.note for a in actions} == {f"replay {replay_id}"}
     assert all(a.actor_label.startswith("api-key:mhk_") and a.via == "api" for a in actions)

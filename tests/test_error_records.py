@@ -11,13 +11,15 @@ from django.db import DatabaseError, OperationalError, connections, transaction
 from django.utils import timezone
 
 from ops_app import errors
-from ops_app.error_acts import error_record_resolve
+from ops_app.acts import act_run
+from ops_app.acts.error_groups import RESOLVE_ERROR_GROUP
 from ops_app.error_grouping import fingerprint, normalize_message
 from ops_app.errors import ErrorRecordHandler, record_error
-from ops_app.models import ErrorRecord
+from ops_app.models import AuditEntry, ErrorRecord
 from tests.conftest import wait_for
 from tests.support.signing import matter_payload
 from webhooks_app.models import EventStatus, WebhookEvent
+from webhooks_app.services.operations import Actor
 from webhooks_app.tasks import process_event
 
 TASK = "webhooks_app.tasks.process_event"
@@ -83,14 +85,18 @@ def test_a_resolved_group_that_happens_again_reopens_and_its_history_says_so(dja
     anna = django_user_model.objects.create_user("anna")
     record_error(function=TASK, message="boom 1", severity="error")
     record = ErrorRecord.objects.get()
-    error_record_resolve(record_id=record.pk, user=anna, note="fixed in deploy 42")
+    act_run(act=RESOLVE_ERROR_GROUP, target=record, actor=Actor.from_user(anna), note="fixed in deploy 42")
 
     record_error(function=TASK, message="boom 2", severity="error")
 
     record.refresh_from_db()
     assert (record.resolved, record.resolved_by, record.resolution_note, record.occurrences) == (False, None, "", 2)
-    assert list(record.actions.values_list("kind", "actor_label")) == [("recurred", "system"), ("resolve", "anna")]
-    assert record.actions.get(kind="resolve").note == "fixed in deploy 42"
+    history = AuditEntry.objects.for_target(record)
+    assert list(history.values_list("act", "actor_label", "via")) == [
+        ("recurred", "system", "system"),
+        ("resolve_error_group", "anna", "admin"),
+    ]
+    assert history.get(act="resolve_error_group").note == "fixed in deploy 42"
 
 
 @pytest.mark.django_db

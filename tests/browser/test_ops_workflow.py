@@ -20,7 +20,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from ops_app import selectors
 from ops_app.errors import record_error
-from ops_app.models import ErrorRecord
+from ops_app.models import AuditEntry, ErrorRecord
 from tests.conftest import settle, wait_for
 from tests.factories import SourceFactory
 from tests.support.fake_http import Fault
@@ -36,7 +36,6 @@ from webhooks_app.models import (
     EventStatus,
     ItemStatus,
     LocalTask,
-    OperatorAction,
     WebhookEvent,
 )
 from webhooks_app.tasks import process_event
@@ -253,9 +252,9 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
         True,
         EventAction.MANUALLY_RESOLVED,
     )
-    audit = OperatorAction.objects.get(event=to_resolve)
-    assert (audit.kind, audit.actor, audit.note) == (
-        "resolve",
+    audit = AuditEntry.objects.for_target(to_resolve).get()
+    assert (audit.act, audit.actor, audit.note) == (
+        "mark_resolved",
         user,
         "Created task 6 in Clio by hand; CSC for naples being hired",
     )
@@ -290,4 +289,4 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
     assert created.assignee == "csc.lee"
     items = {i.number: i for i in to_retry.items.all()}
     assert items[6].attempts == 2 and all(items[n].attempts == 1 for n in items if n != 6)
-    assert OperatorAction.objects.get(event=to_retry).kind == "retry_failed"
+    assert AuditEntry.objects.for_target(to_retry).get().act == "retry_failed_items"

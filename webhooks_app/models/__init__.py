@@ -1,6 +1,5 @@
 """Models of one event's life: who sends it, the event itself, its items and attempts."""
 
-from webhooks_app.models.audit import OperatorAction, OperatorActionKind
 from webhooks_app.models.events import EventAction, EventStatus, ProcessingAttempt, WebhookEvent
 from webhooks_app.models.items import EventItem, ItemStatus
 from webhooks_app.models.sources import Organization, SigningScheme, Source, SourceKind
@@ -14,8 +13,6 @@ __all__ = [
     "EventStatus",
     "ItemStatus",
     "LocalTask",
-    "OperatorAction",
-    "OperatorActionKind",
     "Organization",
     "ProcessingAttempt",
     "SigningScheme",
