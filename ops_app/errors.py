@@ -229,7 +229,6 @@ def _persist(occurrence: Occurrence) -> None:
     """Upsert into the group: a conditional UPDATE that counts the occurrence, else an INSERT;
     an INSERT that loses a race with another process's INSERT (IntegrityError on the unique
     fingerprint) goes back to the UPDATE. Portable across PostgreSQL and SQLite."""
-    from django.contrib.contenttypes.models import ContentType
     from django.db.models import F
 
     from ops_app.models import AuditAct, AuditEntry, AuditVia, ErrorRecord
@@ -251,12 +250,11 @@ def _persist(occurrence: Occurrence) -> None:
             if reopened:
                 # No one ran an act: the UPDATE above reopened the group, so the audit of the
                 # recurrence is written here, in the same transaction.
-                AuditEntry.objects.create(
+                AuditEntry.objects.record(
+                    target=group.get(),
                     actor_label="system",
                     via=AuditVia.SYSTEM,
                     act=AuditAct.RECURRED,
-                    target_type=ContentType.objects.get_for_model(ErrorRecord),
-                    target_id=str(group.values_list("id", flat=True).get()),
                     note=f"Happened again: {occurrence.message[:500]}",
                     status_before="resolved",
                     status_after="open",

@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
 
 from ops_app.models import AuditAct, AuditEntry
@@ -66,13 +65,12 @@ def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> 
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     with transaction.atomic():
         change = act.run(target_id=target.pk, actor=actor, note=note)
-        return AuditEntry.objects.create(
+        return AuditEntry.objects.record(
+            target=target,
             actor_id=user.pk if user is not None else None,
             actor_label=actor.label[:200],
             via=actor.via,
             act=act.name,
-            target_type=ContentType.objects.get_for_model(target),
-            target_id=str(target.pk),
             note=note,
             status_before=change.status_before,
             status_after=change.status_after,

@@ -2,6 +2,8 @@
 and outbound acts to come): who, when, what, through which door, why, and the status it moved.
 Queryable, unlike Django's LogEntry, and shown on each target's page."""
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -29,8 +31,21 @@ class AuditAct(models.TextChoices):
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    # Content types by natural key, not through ContentType's process-wide id cache: a worker
+    # lives longer than a content type row may (a test database is flushed and refilled with
+    # new ids under running workers), and an audit write must not fail on a stale id.
+
     def for_target(self, target: models.Model) -> "AuditEntryQuerySet":
-        return self.filter(target_type=ContentType.objects.get_for_model(target), target_id=str(target.pk))
+        opts = target._meta
+        return self.filter(
+            target_type__app_label=opts.app_label, target_type__model=opts.model_name, target_id=str(target.pk)
+        )
+
+    def record(self, *, target: models.Model, **fields: Any) -> "AuditEntry":
+        """Write one entry about `target`."""
+        opts = target._meta
+        target_type, _ = ContentType.objects.get_or_create(app_label=opts.app_label, model=opts.model_name)
+        return self.create(target_type=target_type, target_id=str(target.pk), **fields)
 
 
 class AuditEntry(models.Model):
