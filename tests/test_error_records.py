@@ -7,7 +7,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, OperationalError, connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from ops_app import errors
@@ -25,10 +25,15 @@ from webhooks_app.tasks import process_event
 TASK = "webhooks_app.tasks.process_event"
 
 
+def errors_pause_lift() -> None:
+    # Through the module, as tests must not wait out PAUSE_AFTER_CONNECTION_ERROR_SECONDS.
+    errors._paused_until = 0.0
+
+
 @pytest.fixture(autouse=True)
-def _writes_not_paused(monkeypatch):
+def _writes_not_paused():
     # A connection error elsewhere in the session must not pause these tests' writes.
-    monkeypatch.setattr(errors, "_paused_until", 0.0)
+    errors_pause_lift()
 
 
 def test_it_strips_numbers_uuids_and_ids_from_the_message():
@@ -125,34 +130,31 @@ def test_it_keeps_big_payloads_and_odd_values_without_failing():
 
 
 @pytest.mark.django_db
-def test_it_never_raises_when_the_database_write_fails(monkeypatch, caplog):
-    def broken(*args, **kwargs):
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(ErrorRecord.objects, "filter", broken)
-
-    record_error(function=TASK, message="cannot be stored")
-    logging.getLogger("webhooks_app.services.processing").error("nor can this", extra={"event_id": "x"})
+def test_it_never_raises_when_the_database_write_fails(caplog):
+    # PostgreSQL refuses a NUL character in text: a real failed write, not a simulated one.
+    record_error(function=TASK, message="cannot be stored \x00 here")
+    logging.getLogger("webhooks_app.services.processing").error("nor can \x00 this", extra={"event_id": "x"})
 
     assert "could not record error from webhooks_app.tasks.process_event: cannot be stored" in caplog.text
     assert "could not record error from webhooks_app.services.processing.test_it_never_raises" in caplog.text
+    assert not ErrorRecord.objects.exists()
 
 
-@pytest.mark.django_db
-def test_after_a_connection_error_it_stops_trying_for_a_while(monkeypatch, caplog):
-    calls = []
-
-    def unreachable(occurrence):
-        calls.append(occurrence)
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(errors, "_persist", unreachable)
+@pytest.mark.django_db(transaction=True)
+def test_after_a_connection_error_it_stops_trying_for_a_while(caplog):
+    # The recorder's connection dies under it, as in a database restart.
+    connection.ensure_connection()
+    assert connection.connection is not None
+    connection.connection.close()
 
     for _ in range(5):
         record_error(function=TASK, message="database is down")
 
-    assert len(calls) == 1
-    assert "database unavailable; not recorded" in caplog.text
+    connection.close()  # the next query reconnects
+    assert caplog.text.count("could not record error from webhooks_app.tasks.process_event: database is down") == 1
+    assert caplog.text.count("database unavailable; not recorded") == 4
+    assert not ErrorRecord.objects.exists()  # paused: nothing written, even now the database is back
+    errors_pause_lift()
 
 
 # --- The logging handler -------------------------------------------------------------------------
