@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ops_app.models import ApiKey, Replay
+from webhooks_app.admin_base import OrganizationPreselectMixin
 
 RAW_KEY_ATTR = "_raw_key_to_show_once"
 
@@ -30,7 +31,7 @@ so it cannot be shown again. Send it as <code>Authorization: Bearer &lt;key&gt;<
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+class ApiKeyAdmin(OrganizationPreselectMixin, admin.ModelAdmin[ApiKey]):
     list_display = ["name", "organization", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["organization", ("revoked_at", admin.EmptyFieldListFilter)]
     list_select_related = ["organization"]

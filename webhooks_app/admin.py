@@ -4,7 +4,7 @@ on events are in the ops room (ops_app.admin_events)."""
 
 from django.contrib import admin
 
-from webhooks_app.admin_base import ReadOnlyMixin
+from webhooks_app.admin_base import OrganizationPreselectMixin, ReadOnlyMixin
 from webhooks_app.models import AssigneeRule, LocalTask, Organization, Source, TaskTemplate
 
 
@@ -21,13 +21,13 @@ class SourceAdmin(admin.ModelAdmin[Source]):
 
 
 @admin.register(TaskTemplate)
-class TaskTemplateAdmin(admin.ModelAdmin[TaskTemplate]):
+class TaskTemplateAdmin(OrganizationPreselectMixin, admin.ModelAdmin[TaskTemplate]):
     list_display = ["organization", "trigger_event_type", "stage", "task_number", "title", "assignee_role"]
     list_filter = ["organization", "stage", "assignee_role"]
 
 
 @admin.register(AssigneeRule)
-class AssigneeRuleAdmin(admin.ModelAdmin[AssigneeRule]):
+class AssigneeRuleAdmin(OrganizationPreselectMixin, admin.ModelAdmin[AssigneeRule]):
     list_display = ["organization", "role", "location", "assignee"]
     list_filter = ["organization", "role"]
     search_fields = ["location", "assignee"]
