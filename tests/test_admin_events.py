@@ -305,6 +305,60 @@ def test_a_succeeded_event_offers_no_act(ops, source):
     assert 'id="act-retry"' not in page and 'id="act-resolve"' not in page
 
 
+def hints_of(page: str) -> str:
+    return page.split('id="cause-hints"')[1].split("</div>")[0] if 'id="cause-hints"' in page else ""
+
+
+def test_the_cause_hint_for_a_missing_assignee_points_at_the_assignee_rules(ops, source):
+    event = event_with_ledger(source, code="ERR_ASSIGNEE_NO_CSC")
+
+    hints = hints_of(ops.get(change_url(event)).content.decode())
+
+    assert "ERR_ASSIGNEE_NO_CSC" in hints and "assignee rule" in hints
+    assert reverse("admin:webhooks_app_assigneerule_changelist") in hints
+    assert "downstream" not in hints
+
+
+def test_the_cause_hint_for_a_failing_downstream_names_its_answer_not_the_assignee_rules(ops, source):
+    event = event_with_ledger(
+        source, code="ERR_CLIO_API_FAILED", error="Clio answered 503 Service Unavailable", kind=FailureKind.TRANSIENT
+    )
+
+    hints = hints_of(ops.get(change_url(event)).content.decode())
+
+    assert "ERR_CLIO_API_FAILED" in hints and "503 Service Unavailable" in hints
+    assert reverse("admin:webhooks_app_source_change", args=[source.pk]) in hints
+    assert "assignee" not in hints
+
+
+def test_an_event_that_succeeded_shows_no_cause_hint(ops, source):
+    event = event_with_ledger(source, failed=(), status=EventStatus.SUCCEEDED)
+
+    assert hints_of(ops.get(change_url(event)).content.decode()) == ""
+
+
+def test_after_a_retry_the_header_agrees_with_the_ledger_while_the_worker_runs(
+    ops, source, broker, django_capture_on_commit_callbacks
+):
+    event = event_with_ledger(source, failed=(6,))
+    with django_capture_on_commit_callbacks(execute=True):
+        redirect = ops.post(act_url(event, "retry_failed_items"), {"confirm": "yes"}, follow=True)
+    landed = redirect.content.decode()
+    assert "queued" in landed and "Queued" in landed
+    assert "9 created · 1 failed" in landed  # nothing has run yet: the ledger still says so
+
+    # The worker has claimed the event and item 6 has just succeeded; the attempt is not over,
+    # so the event's own totals still say one failed.
+    WebhookEvent.objects.filter(id=event.id).update(status=EventStatus.PROCESSING)
+    EventItem.objects.filter(event=event, number=6).update(status=ItemStatus.SUCCEEDED, downstream_id="local-6")
+
+    page = ops.get(change_url(event)).content.decode()
+
+    assert WebhookEvent.objects.get(id=event.id).tasks_failed == 1
+    assert "10 created · 0 failed" in page and 'id="in-flight"' in page
+    assert 'id="failure-details"' not in page  # item 6 no longer failed: not listed as a failure
+
+
 # --- Acts on one event ----------------------------------------------------------------------------
 
 
