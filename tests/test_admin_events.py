@@ -41,13 +41,21 @@ CHANGELIST = "/admin/webhooks_app/webhookevent/"
 
 
 def ops_staff_group_ensure() -> Group:
-    """The group the data migration creates. A transactional test's flush empties auth tables,
-    so tests that need it (re)apply the migration's own function with the live app registry."""
+    """The group the data migrations create. A transactional test's flush empties auth tables,
+    so tests that need it (re)apply the migrations' own grants with the live app registry."""
     group = Group.objects.filter(name=OPS_STAFF).first()
     if group is not None and group.permissions.exists():
         return group
-    migration = importlib.import_module("ops_app.migrations.0002_ops_staff_group")
-    migration.ops_staff_group_create(django_apps, SimpleNamespace(connection=connection))
+    created = importlib.import_module("ops_app.migrations.0002_ops_staff_group")
+    audited = importlib.import_module("ops_app.migrations.0004_audit_entry")
+    # What the group holds after every migration that changed it.
+    permissions = {
+        label: [c for c in codenames if c not in audited.RETIRED.get(label, [])]
+        for label, codenames in created.PERMISSIONS.items()
+    }
+    for label, codenames in audited.GRANTED.items():
+        permissions[label] = [*permissions.get(label, []), *codenames]
+    created.ops_staff_group_grant(django_apps, SimpleNamespace(connection=connection), permissions)
     return Group.objects.get(name=OPS_STAFF)
 
 
@@ -555,7 +563,7 @@ def test_the_ops_staff_group_may_view_retry_resolve_and_fix_assignee_rules_but_d
         "webhooks_app.view_webhookevent",
         "webhooks_app.view_eventitem",
         "webhooks_app.view_processingattempt",
-        "webhooks_app.view_operatoraction",
+        "ops_app.view_auditentry",
         "webhooks_app.view_source",
         "webhooks_app.view_tasktemplate",
         "webhooks_app.view_assigneerule",
@@ -589,6 +597,8 @@ def test_the_group_migration_creates_permissions_that_do_not_exist_yet(db):
 
     assert group.permissions.filter(codename="retry_event", content_type__app_label="webhooks_app").exists()
     assert group.permissions.filter(codename="resolve_errorrecord", content_type__app_label="ops_app").exists()
+    assert group.permissions.filter(codename="view_auditentry", content_type__app_label="ops_app").exists()
+    assert not group.permissions.filter(codename__in=["view_operatoraction", "view_errorrecordaction"]).exists()
     # Applying it with the live registry leaves the app configs as they were.
     assert django_apps.get_app_config("webhooks_app").models_module is not None
 

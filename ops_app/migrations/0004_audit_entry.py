@@ -11,6 +11,9 @@ from django.db import migrations, models
 EVENT_ACTS = {"retry_failed": "retry_failed_items", "requeue_dead_letter": "requeue_dead_letters", "resolve": "mark_resolved"}
 EVENT_STATUS_AFTER = {"retry_failed": "queued", "requeue_dead_letter": "queued", "resolve": "manually_resolved"}
 GROUP_ACTS = {"resolve": "resolve_error_group", "reopen": "reopen_error_group", "recurred": "recurred"}
+# The Ops staff group (0002) sees the one audit instead of the two it replaces.
+GRANTED = {"ops_app": ["view_auditentry"]}
+RETIRED = {"webhooks_app": ["view_operatoraction"], "ops_app": ["view_errorrecordaction"]}
 GROUP_STATUSES = {"resolve": ("open", "resolved"), "reopen": ("resolved", "open"), "recurred": ("resolved", "open")}
 
 
@@ -98,9 +101,13 @@ def ops_staff_may_view_audit(apps, schema_editor):
         app_config.models_module = original
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    view = Permission.objects.get(content_type__app_label="ops_app", codename="view_auditentry")
+    granted = [
+        Permission.objects.get(content_type__app_label=label, codename=codename)
+        for label, codenames in GRANTED.items()
+        for codename in codenames
+    ]
     for group in Group.objects.filter(name="Ops staff"):
-        group.permissions.add(view)
+        group.permissions.add(*granted)
 
 
 class Migration(migrations.Migration):
