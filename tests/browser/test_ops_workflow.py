@@ -263,7 +263,7 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
     tasks_before = LocalTask.objects.filter(idempotency_key__startswith=f"{to_retry.pk}:").count()
     assert tasks_before == 9
     page.goto(f"{live_server.url}/admin/webhooks_app/webhookevent/{to_retry.pk}/change/")
-    page.click("#act-retry a:has-text('assignee rule')")
+    page.click("#cause-hints a:has-text('Assignee rules')")
     page.click("a.addlink")
     page.select_option("#id_organization", str(organization.pk))
     page.fill("#id_role", "csc")
@@ -277,10 +277,12 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
     page.goto(f"{live_server.url}/admin/webhooks_app/webhookevent/{to_retry.pk}/change/")
     expect(page.locator("#act-retry")).to_contain_text("#6 Send Initial Consultation Packet")
     page.click("#act-retry button[type=submit]")
-    expect(page.locator(".messagelist")).to_contain_text("Retry failed items now: done.")
+    expect(page.locator(".messagelist")).to_contain_text("Retry failed items now: queued.")
     settle(str(to_retry.pk), statuses={EventStatus.SUCCEEDED}, timeout=45)
     page.reload()
     expect(page.locator("#event-summary .mh-badge")).to_have_text("Succeeded")
+    # The header says what the ledger says: every task created, none failed.
+    expect(page.locator("#ledger-counts")).to_contain_text("10 created · 0 failed")
 
     to_retry.refresh_from_db()
     assert (to_retry.success, to_retry.tasks_created, to_retry.failure_details) == (True, 10, None)
