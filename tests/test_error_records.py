@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from ops_app import errors
+from ops_app import error_store, errors
 from ops_app.acts import act_run
 from ops_app.acts.error_groups import RESOLVE_ERROR_GROUP
 from ops_app.error_grouping import fingerprint, normalize_message
@@ -27,7 +27,7 @@ TASK = "webhooks_app.tasks.process_event"
 
 def errors_pause_lift() -> None:
     # Through the module, as tests must not wait out PAUSE_AFTER_CONNECTION_ERROR_SECONDS.
-    errors._paused_until = 0.0
+    error_store._paused_until = 0.0
 
 
 @pytest.fixture(autouse=True)
@@ -227,7 +227,7 @@ def test_a_record_made_inside_a_transaction_that_rolls_back_is_kept():
         record_error(function=TASK, message="failed mid-transaction", severity="critical")
         raise RuntimeError("the caller's transaction rolls back")
 
-    assert errors.detached_writer.flush(timeout=10)
+    assert error_store.detached_writer.flush(timeout=10)
     assert ErrorRecord.objects.get().message == "failed mid-transaction"
 
 
