@@ -7,13 +7,14 @@ from typing import Any
 from django.contrib import admin
 from django.contrib.contenttypes.admin import GenericTabularInline
 from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
+# Imported for what they register with the admin site: API keys and replays, events.
 import ops_app.admin_api_keys
-import ops_app.admin_events  # noqa: F401 - registers the event admin
+import ops_app.admin_events  # noqa: F401
 from ops_app.acts import acts_for
 from ops_app.admin_act_flow import ActAdminMixin
 from ops_app.models import AuditEntry, ErrorRecord
@@ -154,5 +155,9 @@ class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin[AuditEntry]):
 
     @admin.display(description="on")
     def target_link(self, obj: AuditEntry) -> str:
-        url = reverse(f"admin:{obj.target_type.app_label}_{obj.target_type.model}_change", args=[obj.target_id])
-        return format_html('<a href="{}">{} {}</a>', url, obj.target_type.name, obj.target_id)
+        label = f"{obj.target_type.name} {obj.target_id}"
+        try:
+            url = reverse(f"admin:{obj.target_type.app_label}_{obj.target_type.model}_change", args=[obj.target_id])
+        except NoReverseMatch:  # a target kind without an admin page of its own
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)
