@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from ops_app.errors import record_error
 from ops_app.models import AuditEntry, ErrorRecord
-from tests.test_admin_events import login, make_user, ops_staff_group_ensure
+from tests.support.admin import login, make_user, ops_staff_group_ensure
 
 pytestmark = pytest.mark.django_db
 
