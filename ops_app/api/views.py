@@ -14,11 +14,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ops_app.acts import ActRefused, act_run
-from ops_app.acts.events import MARK_RESOLVED, event_retry_act
+from ops_app.acts.events import MARK_RESOLVED, RETRY_FAILED_ITEMS, event_retry_act
 from ops_app.api.authentication import Scope, scope_of
 from ops_app.api.exceptions import Conflict, errors
 from ops_app.api.pagination import EventCursorPagination
-from ops_app.api.permissions import RESOLVE_EVENTS, RETRY_EVENTS, VIEW_EVENTS
+from ops_app.api.permissions import VIEW_EVENTS
 from ops_app.api.serializers import (
     FAILURE_STATUSES,
     ActResultSerializer,
@@ -163,7 +163,8 @@ class EventDetailView(ApiView):
 
 class EventRetryView(ApiView):
     throttle_scope = "write"
-    required_permission = RETRY_EVENTS
+    # The act's own permission: a session user may do here what the admin lets them do.
+    required_permission = RETRY_FAILED_ITEMS.permission
 
     @extend_schema(
         operation_id="event_retry",
@@ -190,7 +191,7 @@ class EventRetryView(ApiView):
 
 class EventResolveView(ApiView):
     throttle_scope = "write"
-    required_permission = RESOLVE_EVENTS
+    required_permission = MARK_RESOLVED.permission
 
     @extend_schema(
         operation_id="event_resolve",
