@@ -2,8 +2,7 @@
 groups whose cause is gone, through the same flow and audit."""
 
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from ops_app.acts.base import Act, ActRefused, Change, Plan, act_run
 from ops_app.error_acts import ErrorRecordStateError, error_record_reopen, error_record_resolve
@@ -19,7 +18,7 @@ SYSTEM = Actor(label="system", via=AuditVia.SYSTEM)
 SETTLED_NOTE = "Its event has since succeeded or been resolved."
 
 
-def _planner(*, applies_when_resolved: bool) -> Any:
+def _planner(*, applies_when_resolved: bool) -> Callable[[Sequence[ErrorRecord]], list[Plan]]:
     def plan_many(records: Sequence[ErrorRecord]) -> list[Plan]:
         return [
             Plan(record, True)

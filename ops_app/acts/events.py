@@ -3,7 +3,7 @@ state changes are webhooks_app's operations; the plans mirror their checks, whic
 when the act runs."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ops_app.acts.base import Act, ActRefused, Change, Plan
@@ -26,7 +26,9 @@ def _items_by_event(events: Sequence[WebhookEvent]) -> dict[Any, list[EventItem]
     return items
 
 
-def _planner(statuses: tuple[str, ...], verb: str, *, reruns_items: bool) -> Any:
+def _planner(
+    statuses: tuple[str, ...], verb: str, *, reruns_items: bool
+) -> Callable[[Sequence[WebhookEvent]], list[Plan]]:
     def plan_many(events: Sequence[WebhookEvent]) -> list[Plan]:
         items = _items_by_event(events)
         plans = []
