@@ -64,6 +64,18 @@ def test_mark_resolved_without_a_note_shows_the_confirmation_again_and_changes_n
     assert not AuditEntry.objects.exists()
 
 
+def test_a_note_the_database_cannot_store_is_refused_with_a_message_and_changes_nothing(ops, source):
+    event = event_with_ledger(source)
+
+    response = ops.post(act_url(event, "mark_resolved"), {"confirm": "yes", "note": "fixed \x00 it"}, follow=True)
+
+    assert response.status_code == 200
+    assert "cannot contain NUL characters" in response.content.decode()
+    event.refresh_from_db()
+    assert event.status == EventStatus.PARTIAL_FAILURE
+    assert not AuditEntry.objects.exists()
+
+
 def test_the_act_page_confirms_which_items_a_retry_will_run(ops, source):
     event = event_with_ledger(source, failed=(6, 8))
 

@@ -62,6 +62,8 @@ def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> 
     note = note.strip()
     if act.needs_note and not note:
         raise ActRefused(f"a note is required to {act.verb}")
+    if "\x00" in note:  # PostgreSQL stores no NUL in text: refused here, not as a database error
+        raise ActRefused("a note cannot contain NUL characters")
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     with transaction.atomic():
         change = act.run(target_id=target.pk, actor=actor, note=note)
