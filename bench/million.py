@@ -31,8 +31,9 @@ from django.utils import timezone
 from bench import infra
 from bench.infra import BenchFailure
 from localdev import demo
+from ops_app.models import ApiKey
 from webhooks_app.errors import ErrorCode, failure_kind
-from webhooks_app.models import ApiKey, ConnectorKind, Organization, SigningScheme, Source, SourceKind, TaskTemplate
+from webhooks_app.models import ConnectorKind, Organization, SigningScheme, Source, SourceKind, TaskTemplate
 from webhooks_app.models.sources import new_signing_secret, signing_secret_entries_for
 
 ALIAS = "million"

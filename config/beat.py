@@ -21,6 +21,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
     },
+    "resolve-settled-error-groups": {
+        "task": "ops_app.tasks.resolve_settled_error_groups",
+        "schedule": 300.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 290.0},
+    },
     "heal-stuck-events": {
         "task": "webhooks_app.tasks.heal_stuck_events",
         "schedule": 60.0,

@@ -301,7 +301,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "EventStatusEnum": "webhooks_app.models.events.EventStatus",
         "FailureStatusEnum": "webhooks_app.services.operations.RETRYABLE",
-        "ReplayStatusEnum": "webhooks_app.models.replays.ReplayStatus",
+        "ReplayStatusEnum": "ops_app.models.replays.ReplayStatus",
     },
 }
 # Throttle counters and the cached worker snapshot of queue-health must be shared by every web

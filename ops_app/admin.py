@@ -1,24 +1,24 @@
-"""Admin for error records (read-only, resolved and reopened through ops_app.errors, audited),
-and the admin home, which is the ops dashboard (ops_app.dashboard)."""
+"""Admin for error records (read-only; resolved and reopened through the act flow, audited), the
+audit of every act, and the admin home, which is the ops dashboard (ops_app.dashboard)."""
 
 import json
 from typing import Any
 
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
+from django.contrib import admin
+from django.contrib.contenttypes.admin import GenericTabularInline
+from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
-from ops_app.errors import ErrorRecordStateError, error_record_reopen, error_record_resolve
-from ops_app.models import ErrorRecord, ErrorRecordAction
-from webhooks_app.admin import ReadOnlyMixin
+# Imported for what they register with the admin site: API keys and replays, events.
+import ops_app.admin_api_keys
+import ops_app.admin_events  # noqa: F401
+from ops_app.acts import acts_for
+from ops_app.admin_act_flow import ActAdminMixin
+from ops_app.models import AuditEntry, ErrorRecord
+from webhooks_app.admin_base import ReadOnlyMixin
 
 admin.site.site_header = "mendhook operations"
 admin.site.site_title = "mendhook"
@@ -28,18 +28,18 @@ admin.site.index_template = "admin/ops_index.html"
 # Pages are wide tables (events, ledgers); the dashboard and breadcrumbs do the navigating.
 admin.site.enable_nav_sidebar = False
 
-MAX_BULK_RECORDS = 200
 
-
-class ErrorRecordActionInline(ReadOnlyMixin, admin.TabularInline[ErrorRecordAction, ErrorRecord]):
-    model = ErrorRecordAction
+class ErrorRecordHistoryInline(ReadOnlyMixin, GenericTabularInline):
+    model = AuditEntry
+    ct_field = "target_type"
+    ct_fk_field = "target_id"
     verbose_name_plural = "History: resolved, reopened, recurred"
-    fields = readonly_fields = ("created_at", "actor_label", "kind", "note")
+    fields = readonly_fields = ("created_at", "actor_label", "via", "act", "note")
     extra = 0
 
 
 @admin.register(ErrorRecord)
-class ErrorRecordAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecord]):
+class ErrorRecordAdmin(ReadOnlyMixin, ActAdminMixin):
     change_form_template = "admin/ops_app/errorrecord/change_form.html"
     change_list_template = "admin/ops_app/errorrecord/change_list.html"
     list_display = [
@@ -57,8 +57,10 @@ class ErrorRecordAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecord]):
     search_fields = ["message", "function", "error_code"]
     list_per_page = 50
     show_full_result_count = False
-    actions = ["resolve_selected", "reopen_selected"]
-    inlines = [ErrorRecordActionInline]
+    acts = acts_for(ErrorRecord)
+    act_confirmation_template = "admin/ops_app/errorrecord/act_confirmation.html"
+    act_ordering = ("-last_seen_at",)
+    inlines = [ErrorRecordHistoryInline]
     fieldsets = [
         (None, {"fields": [("severity", "occurrences"), ("first_seen_at", "last_seen_at"), "resolution"]}),
         ("Where", {"fields": [("function", "action"), ("error_code", "logger")]}),
@@ -82,9 +84,6 @@ class ErrorRecordAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecord]):
         "pretty_stack",
         "pretty_payload",
     ]
-
-    def has_resolve_permission(self, request: HttpRequest) -> bool:
-        return request.user.has_perm("ops_app.resolve_errorrecord")
 
     @admin.display(description="last seen", ordering="last_seen_at")
     def last_seen(self, obj: ErrorRecord) -> str:
@@ -136,106 +135,29 @@ class ErrorRecordAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecord]):
             return "—"
         return format_html('<pre class="mh-pre">{}</pre>', json.dumps(obj.request_payload, indent=2, sort_keys=True))
 
-    # --- acts: bulk from the list, or from the record's page; both confirm, both audit
-
-    @admin.action(description="Resolve selected error groups…", permissions=["resolve"])
-    def resolve_selected(self, request: HttpRequest, queryset: QuerySet[ErrorRecord]) -> HttpResponse | None:
-        return self._act(request, queryset, "resolve", bulk=True)
-
-    @admin.action(description="Reopen selected error groups…", permissions=["resolve"])
-    def reopen_selected(self, request: HttpRequest, queryset: QuerySet[ErrorRecord]) -> HttpResponse | None:
-        return self._act(request, queryset, "reopen", bulk=True)
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        # A posted act without the permission is refused, not silently dropped as Django does.
-        posted = set(request.POST.getlist("action")) if request.method == "POST" else set()
-        if posted & set(self.actions or []) and not self.has_resolve_permission(request):
-            raise PermissionDenied
-        return super().changelist_view(request, extra_context)
-
-    def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view(self.act_view)
-        return [path("<path:object_id>/act/<str:kind>/", view, name="ops_app_errorrecord_act"), *super().get_urls()]
-
-    def act_view(self, request: HttpRequest, object_id: str, kind: str) -> HttpResponse:
-        if kind not in ("resolve", "reopen"):
-            raise Http404("no such act")
-        if not self.has_resolve_permission(request):
-            raise PermissionDenied
-        record = self.get_object(request, unquote(object_id))
-        if record is None:
-            raise Http404("no such error record")
-        response = self._act(request, ErrorRecord.objects.filter(pk=record.pk), kind, bulk=False)
-        return response or HttpResponseRedirect(reverse("admin:ops_app_errorrecord_change", args=[record.pk]))
-
-    def _act(
-        self, request: HttpRequest, queryset: QuerySet[ErrorRecord], kind: str, *, bulk: bool
-    ) -> HttpResponse | None:
-        records = list(queryset.order_by("-last_seen_at")[: MAX_BULK_RECORDS + 1])
-        if len(records) > MAX_BULK_RECORDS:
-            self.message_user(request, f"Select at most {MAX_BULK_RECORDS} error groups at once.", messages.ERROR)
-            return None
-        wanted_resolved = kind == "reopen"  # the state a record must be in for the act to apply
-        applies = [r for r in records if r.resolved == wanted_resolved]
-        note = request.POST.get("note", "").strip()
-        error = ""
-        if request.method == "POST" and request.POST.get("confirm") == "yes":
-            if kind == "resolve" and not note:
-                error = "A note is required: say what fixed it."
-            else:
-                self._run(request, kind, applies, note)
-                return None
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Resolve error groups?" if kind == "resolve" else "Reopen error groups?",
-            "kind": kind,
-            "records": records,
-            "applies": applies,
-            "note": note,
-            "error": error,
-            "bulk": bulk,
-            "action_name": f"{kind}_selected",
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "back_url": request.get_full_path()
-            if bulk
-            else reverse("admin:ops_app_errorrecord_change", args=[records[0].pk]),
-        }
-        return TemplateResponse(request, "admin/ops_app/errorrecord/act_confirmation.html", context)
-
-    def _run(self, request: HttpRequest, kind: str, records: list[ErrorRecord], note: str) -> None:
-        done, refused = 0, []
-        for record in records:
-            try:
-                if kind == "resolve":
-                    error_record_resolve(record_id=record.pk, user=request.user, note=note)
-                else:
-                    error_record_reopen(record_id=record.pk, user=request.user, note=note)
-            except ErrorRecordStateError as exc:
-                refused.append(f"#{record.pk}: {exc}")
-            else:
-                done += 1
-        verb = "Resolved" if kind == "resolve" else "Reopened"
-        if done:
-            self.message_user(request, f"{verb} {done} error group(s).", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not done: " + "; ".join(refused), messages.WARNING)
-        if not done and not refused:
-            self.message_user(request, "None of the selected error groups applies.", messages.WARNING)
-
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        context = {**(extra_context or {}), "may_resolve": self.has_resolve_permission(request)}
+        context = {**(extra_context or {}), "may_resolve": request.user.has_perm("ops_app.resolve_errorrecord")}
         return super().change_view(request, object_id, form_url, context)
 
 
-@admin.register(ErrorRecordAction)
-class ErrorRecordActionAdmin(ReadOnlyMixin, admin.ModelAdmin[ErrorRecordAction]):
-    """The audit of error records across all groups: who resolved or reopened what."""
+@admin.register(AuditEntry)
+class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin[AuditEntry]):
+    """Everything people (and the system) did, across events and error groups: who did what to
+    which object, through which door, and why."""
 
-    list_display = ["created_at", "actor_label", "kind", "record", "note"]
-    list_filter = ["kind"]
-    list_select_related = ["record"]
-    search_fields = ["actor_label", "note"]
-    fields = readonly_fields = ("created_at", "actor_label", "kind", "record", "note")
+    list_display = ["created_at", "actor_label", "via", "act", "target_link", "status_before", "status_after", "note"]
+    list_filter = ["act", "via", "target_type"]
+    search_fields = ["actor_label", "note", "=target_id"]
+    list_select_related = ["target_type"]
+    show_full_result_count = False
+
+    @admin.display(description="on")
+    def target_link(self, obj: AuditEntry) -> str:
+        label = f"{obj.target_type.name} {obj.target_id}"
+        try:
+            url = reverse(f"admin:{obj.target_type.app_label}_{obj.target_type.model}_change", args=[obj.target_id])
+        except NoReverseMatch:  # a target kind without an admin page of its own
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)

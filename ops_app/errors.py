@@ -23,75 +23,31 @@ inside functions only.
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import logging
-import os
-import queue
-import re
 import threading
-import time
 import traceback
 import uuid
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, InterfaceError, OperationalError, connection, connections, transaction
+from django.db import connection
+
+from ops_app.error_grouping import fingerprint
+from ops_app.error_store import Occurrence, detached_writer, persist_safely
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-    from django.db.models import Case
+    pass
 
-    from ops_app.models import ErrorRecordAction
-
-# Failures of the recorder itself go here: the console and Sentry, never back into the recorder.
+# Failures of the recorder itself go here (the same logger as ops_app.error_store's): the console
+# and Sentry, never back into the recorder.
 fallback_logger = logging.getLogger("ops_app.errors")
 
 MAX_MESSAGE_CHARS = 10_000
 MAX_STACK_CHARS = 50_000
 MAX_PAYLOAD_CHARS = 64_000
-# After the database refused a connection, skip writes for this long instead of making every
-# logged warning wait for a connect timeout during an outage.
-PAUSE_AFTER_CONNECTION_ERROR_SECONDS = 10.0
 CONTEXT_KEYS = ("event_id", "organization_id", "workflow_run_id", "lead_id", "campaign_id")
-
-_UUID = re.compile(r"\b[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}\b")
-# Any word holding a digit: numbers, database ids, provider ids (evt_3f9a...), hex addresses.
-_TOKEN_WITH_DIGIT = re.compile(r"[A-Za-z0-9_\-]*\d[A-Za-z0-9_\-]*")
-_SPACES = re.compile(r"\s+")
-
-
-def normalize_message(message: str) -> str:
-    """The message with what varies per occurrence stripped, so occurrences group together."""
-    text = _UUID.sub("<uuid>", message)
-    text = _TOKEN_WITH_DIGIT.sub(lambda m: "<n>" if m.group().isdigit() else "<id>", text)
-    return _SPACES.sub(" ", text).strip().lower()[:1000]
-
-
-def fingerprint(*, function: str, error_code: str, message: str) -> str:
-    key = "\x1f".join((function, error_code, normalize_message(message)))
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class Occurrence:
-    fingerprint: str
-    function: str
-    action: str
-    error_code: str
-    logger: str
-    severity: str
-    message: str
-    stack: str
-    request_payload: Any
-    organization_id: int | None
-    event_id: uuid.UUID | None
-    workflow_run_id: str
-    lead_id: str
-    campaign_id: str
-    seen_at: datetime
 
 
 def record_error(
@@ -212,134 +168,6 @@ def _in_caller_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
-# --- Writing one occurrence -------------------------------------------------------------------
-
-_paused_until = 0.0
-
-
-def persist_safely(occurrence: Occurrence) -> None:
-    global _paused_until
-    if time.monotonic() < _paused_until:
-        fallback_logger.warning("database unavailable; not recorded: %s: %s", occurrence.function, occurrence.message)
-        return
-    try:
-        _persist(occurrence)
-    except (OperationalError, InterfaceError):
-        _paused_until = time.monotonic() + PAUSE_AFTER_CONNECTION_ERROR_SECONDS
-        fallback_logger.warning(
-            "could not record error from %s: %s", occurrence.function, occurrence.message[:500], exc_info=True
-        )
-    except Exception:
-        fallback_logger.warning(
-            "could not record error from %s: %s", occurrence.function, occurrence.message[:500], exc_info=True
-        )
-
-
-def _severity_at_least(severity: str) -> Case:
-    from django.db.models import Case, F, Value, When
-
-    from ops_app.models import SEVERITY_RANK
-
-    rank = SEVERITY_RANK.get(severity, 0)  # type: ignore[call-overload]
-    higher = [s for s, r in SEVERITY_RANK.items() if r > rank]
-    return Case(When(severity__in=higher, then=F("severity")), default=Value(severity))
-
-
-def _persist(occurrence: Occurrence) -> None:
-    """Upsert into the group: a conditional UPDATE that counts the occurrence, else an INSERT;
-    an INSERT that loses a race with another process's INSERT (IntegrityError on the unique
-    fingerprint) goes back to the UPDATE. Portable across PostgreSQL and SQLite."""
-    from django.db.models import F
-
-    from ops_app.models import ErrorRecord, ErrorRecordAction, ErrorRecordActionKind
-
-    values = {k: v for k, v in asdict(occurrence).items() if k not in ("fingerprint", "severity", "seen_at")}
-    repeat = {
-        **values,
-        "occurrences": F("occurrences") + 1,
-        "last_seen_at": occurrence.seen_at,
-        "severity": _severity_at_least(occurrence.severity),
-        "updated_at": occurrence.seen_at,
-    }
-    group = ErrorRecord.objects.filter(fingerprint=occurrence.fingerprint)
-    for _ in range(3):
-        with transaction.atomic():
-            reopened = group.filter(resolved=True).update(
-                **repeat, resolved=False, resolved_at=None, resolved_by=None, resolution_note=""
-            )
-            if reopened:
-                ErrorRecordAction.objects.create(
-                    record_id=group.values_list("id", flat=True).get(),
-                    kind=ErrorRecordActionKind.RECURRED,
-                    actor_label="system",
-                    note=f"Happened again: {occurrence.message[:500]}",
-                    created_at=occurrence.seen_at,
-                )
-                return
-        if group.update(**repeat):
-            return
-        try:
-            with transaction.atomic():
-                ErrorRecord.objects.create(
-                    fingerprint=occurrence.fingerprint,
-                    severity=occurrence.severity,
-                    first_seen_at=occurrence.seen_at,
-                    last_seen_at=occurrence.seen_at,
-                    **values,
-                )
-            return
-        except IntegrityError:
-            continue
-    raise RuntimeError(f"could not upsert error group {occurrence.fingerprint}")
-
-
-class DetachedWriter:
-    """Writes occurrences on its own thread, hence its own database connection and transaction."""
-
-    def __init__(self, maxsize: int = 1000) -> None:
-        self.maxsize = maxsize
-        self._reset()
-        # A forked child (a Celery prefork worker) must not inherit the parent's thread or a
-        # lock the parent held at the fork.
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._queue: queue.Queue[Occurrence] = queue.Queue(self.maxsize)
-        self._thread: threading.Thread | None = None
-
-    def submit(self, occurrence: Occurrence) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="error-record-writer", daemon=True)
-                self._thread.start()
-        try:
-            self._queue.put_nowait(occurrence)
-        except queue.Full:
-            fallback_logger.warning("error record queue full; not recorded: %s", occurrence.message[:500])
-
-    def _run(self) -> None:
-        while True:
-            occurrence = self._queue.get()
-            try:
-                persist_safely(occurrence)
-            finally:
-                self._queue.task_done()
-                if self._queue.empty():
-                    # Holding no connection while idle also lets a test run drop its database.
-                    connections.close_all()
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything submitted is written; True if it was within the timeout."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return not self._queue.unfinished_tasks
-
-
-detached_writer = DetachedWriter()
-
-
 # --- Feeds: logging and Celery ----------------------------------------------------------------
 
 _SEVERITY_BY_LEVEL = ((logging.CRITICAL, "critical"), (logging.ERROR, "error"), (logging.WARNING, "warning"))
@@ -430,63 +258,3 @@ def _task_context(task: Any, args: Any, kwargs: Any) -> dict[str, Any]:
     except (TypeError, ValueError, AttributeError):
         return {}
     return {key: bound.arguments[key] for key in CONTEXT_KEYS if key in bound.arguments}
-
-
-# --- What people do to error groups --------------------------------------------------------------
-
-
-class ErrorRecordStateError(Exception):
-    """The act does not apply to the record in its current state. Safe to show."""
-
-
-def error_record_resolve(*, record_id: int, user: AbstractBaseUser | AnonymousUser, note: str) -> ErrorRecordAction:
-    from django.utils import timezone
-
-    from ops_app.models import ErrorRecord, ErrorRecordAction, ErrorRecordActionKind
-
-    if not note.strip():
-        raise ErrorRecordStateError("a note is required to resolve an error")
-    with transaction.atomic():
-        record = ErrorRecord.objects.select_for_update().filter(id=record_id).first()
-        if record is None:
-            raise ErrorRecordStateError("no such error record")
-        if record.resolved:
-            raise ErrorRecordStateError("already resolved")
-        now = timezone.now()
-        actor_id = user.pk if user.is_authenticated else None
-        ErrorRecord.objects.filter(id=record.id).update(
-            resolved=True, resolved_at=now, resolved_by_id=actor_id, resolution_note=note.strip(), updated_at=now
-        )
-        return ErrorRecordAction.objects.create(
-            record=record,
-            kind=ErrorRecordActionKind.RESOLVE,
-            actor_id=actor_id,
-            actor_label=user.get_username(),
-            note=note.strip(),
-            created_at=now,
-        )
-
-
-def error_record_reopen(*, record_id: int, user: AbstractBaseUser | AnonymousUser, note: str = "") -> ErrorRecordAction:
-    from django.utils import timezone
-
-    from ops_app.models import ErrorRecord, ErrorRecordAction, ErrorRecordActionKind
-
-    with transaction.atomic():
-        record = ErrorRecord.objects.select_for_update().filter(id=record_id).first()
-        if record is None:
-            raise ErrorRecordStateError("no such error record")
-        if not record.resolved:
-            raise ErrorRecordStateError("not resolved")
-        now = timezone.now()
-        ErrorRecord.objects.filter(id=record.id).update(
-            resolved=False, resolved_at=None, resolved_by=None, resolution_note="", updated_at=now
-        )
-        return ErrorRecordAction.objects.create(
-            record=record,
-            kind=ErrorRecordActionKind.REOPEN,
-            actor_id=user.pk if user.is_authenticated else None,
-            actor_label=user.get_username(),
-            note=note.strip(),
-            created_at=now,
-        )

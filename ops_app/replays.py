@@ -1,7 +1,7 @@
 """Replays: retry every event matching a filter, in batches at a bounded rate.
 
-Each event goes through the same audited service as a person's retry (event_retry_failed), so a
-replay re-runs only failed items and leaves a trail on every event it touched.
+Each event goes through the same act flow as a person's retry (ops_app.acts), so a replay re-runs
+only failed items and leaves an audit entry on every event it touched.
 """
 
 import logging
@@ -15,18 +15,19 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from config.publishing import publish
+from ops_app.acts import ActRefused, act_run
+from ops_app.acts.events import event_retry_act
+from ops_app.models import ApiKey, Replay, ReplayStatus
 from webhooks_app.models import (
-    ApiKey,
     EventItem,
     ItemStatus,
     Organization,
-    Replay,
-    ReplayStatus,
     Source,
     WebhookEvent,
 )
 from webhooks_app.models.events import NEEDS_HUMAN
-from webhooks_app.services.operations import RETRYABLE, Actor, OperationError, event_retry_failed
+from webhooks_app.services.operations import RETRYABLE, Actor
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,6 @@ def replay_create(
     api_key: ApiKey | None = None,
 ) -> Replay:
     """Record the replay and start working it off once the row is committed."""
-    from ops_app.tasks import run_replay
-
     preview = replay_preview(organization_id=organization.pk if organization else None, replay_filter=replay_filter)
     replay = Replay.objects.create(
         organization=organization,
@@ -107,7 +106,7 @@ def replay_create(
         batch_size=settings.MENDHOOK_REPLAY_BATCH_SIZE,
         events_per_second=settings.MENDHOOK_REPLAY_EVENTS_PER_SECOND,
     )
-    transaction.on_commit(lambda: run_replay.apply_async(args=(str(replay.id),)))
+    transaction.on_commit(lambda: publish("ops_app.tasks.run_replay", str(replay.id)))
     return replay
 
 
@@ -135,7 +134,7 @@ def replay_run_batch(*, replay_id: uuid.UUID) -> float | None:
     The batch runs in one transaction holding the replay's row lock: a duplicate message skips
     the replay instead of retrying the same events twice, a worker dying mid-batch rolls the
     batch back whole, and a cancel waits for the batch under way, then stops the next one.
-    Retried events are published on commit (event_retry_failed), never inside the transaction.
+    Retried events are published on commit (by the retry's service), never inside the transaction.
     """
     started = time.monotonic()
     now = timezone.now()
@@ -159,16 +158,16 @@ def replay_run_batch(*, replay_id: uuid.UUID) -> float | None:
                 Q(received_at__gt=replay.cursor_received_at)
                 | Q(received_at=replay.cursor_received_at, id__gt=replay.cursor_event_id)
             )
-        batch = list(events.order_by("received_at", "id").values_list("id", "received_at")[: replay.batch_size])
+        batch = list(events.order_by("received_at", "id").only("id", "received_at", "status")[: replay.batch_size])
         actor = Actor(label=f"{replay.requested_by} (replay {replay.id})"[:200], via="api")
-        for event_id, received_at in batch:
+        for event in batch:
             try:
-                event_retry_failed(event_id=event_id, actor=actor, note=f"replay {replay.id}")
+                act_run(act=event_retry_act(event), target=event, actor=actor, note=f"replay {replay.id}")
                 replay.done += 1
-            except OperationError:
+            except ActRefused:
                 # Someone (or the worker) changed the event after it was matched.
                 replay.failed += 1
-            replay.cursor_received_at, replay.cursor_event_id = received_at, event_id
+            replay.cursor_received_at, replay.cursor_event_id = event.received_at, event.id
         if len(batch) < replay.batch_size:
             replay.status = ReplayStatus.COMPLETED
             replay.finished_at = timezone.now()

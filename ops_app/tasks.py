@@ -7,6 +7,7 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from ops_app import replays
+from ops_app.acts.error_groups import error_groups_resolve_settled
 
 logger = logging.getLogger(__name__)
 
@@ -47,3 +48,10 @@ def resume_stalled_replays() -> int:
         logger.warning("replay %s stalled; resuming it", replay_id)
         run_replay.apply_async(args=(str(replay_id),))
     return len(stalled)
+
+
+@shared_task(ignore_result=True)
+def resolve_settled_error_groups() -> int:
+    """Beat: resolve, as the system, error groups whose event has since succeeded or been
+    resolved. Safe to run twice at once (each group is resolved under its row lock, once)."""
+    return error_groups_resolve_settled()

@@ -5,12 +5,14 @@ from typing import Any
 import pytest
 import redis
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test import Client
 
 from config.queues import Queue
 from localdev import demo
 from tests.factories import OrganizationFactory, SourceFactory
+from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, purge_queues
@@ -181,3 +183,23 @@ def clio_source(organization: Organization, fake_clio: FakeClio) -> Source:
         backoff_base_seconds=0.5,
         backoff_factor=2.0,
     )
+
+
+# --- Admin users ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def ops_group(db) -> Group:
+    return ops_staff_group_ensure()
+
+
+@pytest.fixture
+def ops(ops_group) -> Client:
+    """A member of the Ops staff group, not a superuser."""
+    return login(make_user("ops.anna", group=ops_group))
+
+
+@pytest.fixture
+def viewer(db) -> Client:
+    """Staff who may look at events but not act on them."""
+    return login(make_user("viewer.vic", perms=("webhooks_app.view_webhookevent", "webhooks_app.view_eventitem")))

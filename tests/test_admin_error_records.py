@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from ops_app.errors import record_error
-from ops_app.models import ErrorRecord, ErrorRecordAction
-from tests.test_admin_events import login, make_user, ops_staff_group_ensure
+from ops_app.models import AuditEntry, ErrorRecord
+from tests.support.admin import login, make_user, ops_staff_group_ensure
 
 pytestmark = pytest.mark.django_db
 
@@ -69,66 +69,77 @@ def test_the_record_page_shows_where_what_and_the_context(ops):
 def test_resolving_needs_a_note_and_records_who_when_and_why(ops):
     record = a_record()
 
-    refused = ops.post(act_url(record, "resolve"), {"confirm": "yes", "note": ""})
+    refused = ops.post(act_url(record, "resolve_error_group"), {"confirm": "yes", "note": ""})
     assert "A note is required" in refused.content.decode()
     assert not ErrorRecord.objects.get(pk=record.pk).resolved
 
-    response = ops.post(act_url(record, "resolve"), {"confirm": "yes", "note": "added the CSC rule for naples"})
+    response = ops.post(
+        act_url(record, "resolve_error_group"), {"confirm": "yes", "note": "added the CSC rule for naples"}
+    )
 
     assert response.status_code == 302
     record.refresh_from_db()
     assert record.resolved and record.resolved_by.username == "ops.anna" and record.resolved_at is not None
     assert record.resolution_note == "added the CSC rule for naples"
-    audit = record.actions.get()
-    assert (audit.kind, audit.actor_label, audit.note) == ("resolve", "ops.anna", "added the CSC rule for naples")
+    audit = AuditEntry.objects.for_target(record).get()
+    assert (audit.act, audit.actor_label, audit.via, audit.note) == (
+        "resolve_error_group",
+        "ops.anna",
+        "admin",
+        "added the CSC rule for naples",
+    )
+    assert (audit.status_before, audit.status_after) == ("open", "resolved")
     page = ops.get(change_url(record)).content.decode()
     assert "History: resolved, reopened, recurred" in page and 'id="act-reopen"' in page
 
 
 def test_reopening_is_audited_and_clears_the_resolution(ops):
     record = a_record()
-    ops.post(act_url(record, "resolve"), {"confirm": "yes", "note": "fixed"})
+    ops.post(act_url(record, "resolve_error_group"), {"confirm": "yes", "note": "fixed"})
 
-    ops.post(act_url(record, "reopen"), {"confirm": "yes", "note": "not fixed after all"})
+    ops.post(act_url(record, "reopen_error_group"), {"confirm": "yes", "note": "not fixed after all"})
 
     record.refresh_from_db()
     assert (record.resolved, record.resolved_by, record.resolution_note) == (False, None, "")
-    assert list(record.actions.values_list("kind", "note")) == [
-        ("reopen", "not fixed after all"),
-        ("resolve", "fixed"),
+    assert list(AuditEntry.objects.for_target(record).values_list("act", "note")) == [
+        ("reopen_error_group", "not fixed after all"),
+        ("resolve_error_group", "fixed"),
     ]
 
 
 def test_bulk_resolve_confirms_then_resolves_only_open_groups(ops):
     open_one = a_record(message="first")
     already = a_record(message="second")
-    ops.post(act_url(already, "resolve"), {"confirm": "yes", "note": "earlier"})
+    ops.post(act_url(already, "resolve_error_group"), {"confirm": "yes", "note": "earlier"})
     ids = [str(open_one.pk), str(already.pk)]
 
-    confirm = ops.post(CHANGELIST, {"action": "resolve_selected", "_selected_action": ids})
+    confirm = ops.post(CHANGELIST, {"action": "resolve_error_group", "_selected_action": ids})
     assert "<strong>1</strong> of 2 error groups will be" in confirm.content.decode()
     assert "Skipped: already resolved" in confirm.content.decode()
 
-    ops.post(CHANGELIST, {"action": "resolve_selected", "_selected_action": ids, "confirm": "yes", "note": "deployed"})
+    ops.post(
+        CHANGELIST, {"action": "resolve_error_group", "_selected_action": ids, "confirm": "yes", "note": "deployed"}
+    )
 
     assert ErrorRecord.objects.get(pk=open_one.pk).resolution_note == "deployed"
     assert ErrorRecord.objects.get(pk=already.pk).resolution_note == "earlier"
-    assert ErrorRecordAction.objects.filter(note="deployed").count() == 1
+    assert AuditEntry.objects.filter(note="deployed").count() == 1
 
 
 def test_without_the_permission_there_is_no_button_and_posting_is_403(viewer):
     record = a_record()
 
     page = viewer.get(change_url(record)).content.decode()
-    single = viewer.post(act_url(record, "resolve"), {"confirm": "yes", "note": "n"})
+    single = viewer.post(act_url(record, "resolve_error_group"), {"confirm": "yes", "note": "n"})
     bulk = viewer.post(
-        CHANGELIST, {"action": "resolve_selected", "_selected_action": [str(record.pk)], "confirm": "yes", "note": "n"}
+        CHANGELIST,
+        {"action": "resolve_error_group", "_selected_action": [str(record.pk)], "confirm": "yes", "note": "n"},
     )
 
     assert 'id="act-resolve"' not in page
     assert (single.status_code, bulk.status_code) == (403, 403)
     assert not ErrorRecord.objects.get(pk=record.pk).resolved
-    assert not ErrorRecordAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_error_records_cannot_be_edited_or_deleted_from_the_admin(ops):

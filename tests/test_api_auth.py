@@ -18,9 +18,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from ops_app.models import ApiKey
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import ApiKey, EventStatus, Organization, Source
+from webhooks_app.models import EventStatus, Organization, Source
 
 pytestmark = pytest.mark.django_db
 
@@ -147,9 +148,7 @@ def test_the_create_api_key_command_refuses_an_unknown_organization(db):
 
 
 def test_the_admin_shows_a_new_key_once_and_stores_only_its_hash(organization, admin_client):
-    response = admin_client.post(
-        "/admin/webhooks_app/apikey/add/", {"organization": organization.pk, "name": "grafana"}
-    )
+    response = admin_client.post("/admin/ops_app/apikey/add/", {"organization": organization.pk, "name": "grafana"})
 
     assert response.status_code == 200
     assert "no-store" in response["Cache-Control"]
@@ -159,14 +158,14 @@ def test_the_admin_shows_a_new_key_once_and_stores_only_its_hash(organization, a
     assert hashlib.sha256(raw_key.encode()).hexdigest() == key.key_hash
     assert key.created_by is not None
     # Never again: the key's own page shows the prefix only.
-    again = admin_client.get(f"/admin/webhooks_app/apikey/{key.pk}/change/").content.decode()
+    again = admin_client.get(f"/admin/ops_app/apikey/{key.pk}/change/").content.decode()
     assert key.prefix in again and raw_key not in again
 
 
 def test_the_admin_revoke_action_stops_a_key(organization, admin_client):
     key, raw_key = ApiKey.issue(organization=organization, name="dashboard")
 
-    admin_client.post("/admin/webhooks_app/apikey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True)
+    admin_client.post("/admin/ops_app/apikey/", {"action": "revoke", "_selected_action": [key.pk]}, follow=True)
 
     key.refresh_from_db()
     assert key.revoked_at is not None

@@ -6,10 +6,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from ops_app.models import AuditEntry
 from tests.factories import SourceFactory
 from tests.test_api_auth import Api, api_for
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, ItemStatus, OperatorAction, ProcessingAttempt, WebhookEvent
+from webhooks_app.models import EventStatus, ItemStatus, ProcessingAttempt, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -187,10 +188,10 @@ def test_retry_requeues_an_event_and_is_audited_under_the_key_prefix(
     assert response.status_code == 202
     body = response.json()
     assert (body["success"], body["event"]["status"]) == (True, "queued")
-    action = OperatorAction.objects.get(event=event)
+    action = AuditEntry.objects.for_target(event).get()
     key_prefix = source.organization.api_keys.get().prefix
-    assert (action.kind, action.actor_label, action.via, action.note) == (
-        "retry_failed",
+    assert (action.act, action.actor_label, action.via, action.note) == (
+        "retry_failed_items",
         f"api-key:{key_prefix}",
         "api",
         "assignee rule added",
@@ -214,7 +215,7 @@ def test_retry_answers_409_when_there_is_nothing_to_retry(source, api, status, i
     assert response.json()["error"]["code"] == "nothing_to_retry"
     event.refresh_from_db()
     assert event.status == status
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 @pytest.mark.parametrize("body", [{}, {"note": ""}, {"note": "   "}])
@@ -227,7 +228,7 @@ def test_resolve_without_a_note_is_a_400_and_changes_nothing(source, api, body):
     assert "note" in response.json()["error"]["fields"]
     event.refresh_from_db()
     assert event.status == EventStatus.FAILED
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_resolve_marks_the_event_resolved_and_audits_the_note(source, api):
@@ -238,9 +239,9 @@ def test_resolve_marks_the_event_resolved_and_audits_the_note(source, api):
     assert response.status_code == 200
     event.refresh_from_db()
     assert (event.status, event.success) == (EventStatus.MANUALLY_RESOLVED, True)
-    action = OperatorAction.objects.get(event=event)
-    assert (action.kind, action.note, action.via, action.status_before) == (
-        "resolve",
+    action = AuditEntry.objects.for_target(event).get()
+    assert (action.act, action.note, action.via, action.status_before) == (
+        "mark_resolved",
         "sent by hand",
         "api",
         "dead_letter",

@@ -8,11 +8,12 @@ import pytest
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from ops_app.models import AuditEntry, Replay
 from ops_app.replays import replay_run_batch
 from tests.test_api_auth import api_for, other_org_source
 from tests.test_api_events import with_items
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, OperatorAction, Replay, WebhookEvent
+from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -94,7 +95,7 @@ def test_another_organizations_object_is_not_found_and_left_unchanged(two_orgs, 
     assert response.json()["error"]["code"] == "not_found"
     b["failed"].refresh_from_db()
     assert b["failed"].status == EventStatus.FAILED
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
     assert Replay.objects.get(id=b["replay"]).status == "pending"
 
 
@@ -110,7 +111,7 @@ def test_replays_match_and_retry_only_the_keys_organization(two_orgs):
     assert Replay.objects.get(id=replay_id).done == 2
     b_ids = [e.id for e in b.values() if isinstance(e, WebhookEvent)]
     assert not WebhookEvent.objects.filter(id__in=b_ids, status=EventStatus.QUEUED).exists()
-    assert set(OperatorAction.objects.values_list("event_id", flat=True)) == {a["failed"].id, a["dead"].id}
+    assert set(AuditEntry.objects.values_list("target_id", flat=True)) == {str(a["failed"].id), str(a["dead"].id)}
 
 
 def test_a_replay_cannot_name_another_organizations_source(two_orgs):

@@ -6,14 +6,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from ops_app.replays import replay_run_batch
+from config.publishing import publish
+from ops_app.models import AuditEntry, Replay, ReplayStatus
+from ops_app.replays import REPLAY_STALLED_SECONDS, replay_run_batch, replays_stalled
 from tests.conftest import wait_for
-from tests.factories import SourceFactory
+from tests.factories import ReplayFactory, SourceFactory
 from tests.support.signing import matter_payload
 from tests.test_api_auth import Api, api_for
 from tests.test_api_events import with_items
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, OperatorAction, Replay, ReplayStatus, WebhookEvent
+from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -50,7 +52,7 @@ def test_a_dry_run_counts_events_and_items_and_changes_nothing(source, api):
     assert (body["dryRun"], body["matched"], body["matchedItems"]) == (True, 3, 3)
     assert body["filter"]["status"] == ["partial_failure", "failed", "dead_letter"]
     assert not Replay.objects.exists()
-    assert not OperatorAction.objects.exists()
+    assert not AuditEntry.objects.exists()
 
 
 def test_the_filter_narrows_by_status_error_code_source_and_time(source, api):
@@ -114,7 +116,7 @@ def test_a_replay_retries_in_rate_bounded_batches_and_reports_progress(source, a
     assert final["finishedAt"]
     assert WebhookEvent.objects.filter(id__in=[e.id for e in events], status=EventStatus.QUEUED).count() == 5
     # Each event went through the audited retry, naming the key and the replay.
-    actions = OperatorAction.objects.filter(event__in=events)
+    actions = AuditEntry.objects.filter(target_id__in=[str(e.id) for e in events])
     assert actions.count() == 5
     assert {a.note for a in actions} == {f"replay {replay_id}"}
     assert all(a.actor_label.startswith("api-key:mhk_") and a.via == "api" for a in actions)
@@ -194,9 +196,7 @@ def test_a_replay_runs_on_the_real_worker_and_the_events_get_processed(worker, s
     )
 
 
-def test_beat_resumes_a_replay_whose_next_batch_message_was_lost(source, api, small_batches):
-    from ops_app.replays import REPLAY_STALLED_SECONDS, replays_stalled
-
+def test_a_replay_that_just_moved_or_has_finished_is_not_stalled(source, api, small_batches):
     for _ in range(3):
         make_event(source, status=EventStatus.FAILED)
     replay_id = api.post("replays", {"dry_run": False}).json()["id"]
@@ -208,4 +208,32 @@ def test_beat_resumes_a_replay_whose_next_batch_message_was_lost(source, api, sm
 
     assert run_to_the_end(replay_id)[-1] is None
     assert replays_stalled(now=later) == []  # completed replays are never resumed
-    assert Replay.objects.get(id=replay_id).done == 3
+
+
+@pytest.mark.integration
+def test_beat_resumes_a_replay_whose_next_batch_message_was_lost(worker, source):
+    events = [make_event(source, status=EventStatus.FAILED) for _ in range(3)]
+    # A running replay, one batch done, whose next-batch message the broker lost: no message
+    # exists for it, and its row has not moved for longer than the stall threshold.
+    replay = ReplayFactory(
+        organization=source.organization,
+        statuses=["failed"],
+        status=ReplayStatus.RUNNING,
+        matched_events=3,
+        batch_size=2,
+        events_per_second=4.0,
+    )
+    Replay.objects.filter(id=replay.id).update(
+        updated_at=timezone.now() - timedelta(seconds=REPLAY_STALLED_SECONDS + 5)
+    )
+
+    # What beat does on its schedule: publish the job, which a real worker runs.
+    publish("ops_app.tasks.resume_stalled_replays")
+
+    finished = wait_for(
+        lambda: Replay.objects.filter(id=replay.id, status=ReplayStatus.COMPLETED).first(),
+        timeout=60,
+        message="the stalled replay to be resumed and completed",
+    )
+    assert (finished.done, finished.failed) == (3, 0)
+    assert AuditEntry.objects.filter(target_id__in=[str(e.id) for e in events], note=f"replay {replay.id}").count() == 3

@@ -14,10 +14,11 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi import checks
 
 from config.wsgi import application
+from ops_app.models import ApiKey
 from tests.test_api_auth import Api, api_for, fresh_api_cache  # noqa: F401 - autouse fixture
 from tests.test_api_events import with_items
 from tests.test_beat_jobs import make_event
-from webhooks_app.models import ApiKey, EventStatus
+from webhooks_app.models import EventStatus
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 REGENERATE = "python manage.py spectacular --file docs/openapi.yaml --validate"

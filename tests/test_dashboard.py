@@ -12,7 +12,7 @@ from ops_app import selectors
 from ops_app.dashboard import daily_chart, nice_ceiling
 from ops_app.errors import record_error
 from ops_app.models import ErrorRecord
-from tests.test_admin_events import event_with_ledger, listed_ids, login, make_user, ops_staff_group_ensure
+from tests.support.admin import event_with_ledger, listed_ids, login, make_user, ops_staff_group_ensure
 from tests.test_api_auth import api_for, fresh_api_cache  # noqa: F401 - autouse fixture
 from tests.test_beat_jobs import make_event
 from webhooks_app.errors import FailureKind

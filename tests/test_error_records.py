@@ -7,24 +7,33 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, OperationalError, connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from ops_app import errors
-from ops_app.errors import ErrorRecordHandler, fingerprint, normalize_message, record_error
-from ops_app.models import ErrorRecord
+from ops_app import error_store, errors
+from ops_app.acts import act_run
+from ops_app.acts.error_groups import RESOLVE_ERROR_GROUP
+from ops_app.error_grouping import fingerprint, normalize_message
+from ops_app.errors import ErrorRecordHandler, record_error
+from ops_app.models import AuditEntry, ErrorRecord
 from tests.conftest import wait_for
 from tests.support.signing import matter_payload
 from webhooks_app.models import EventStatus, WebhookEvent
+from webhooks_app.services.operations import Actor
 from webhooks_app.tasks import process_event
 
 TASK = "webhooks_app.tasks.process_event"
 
 
+def errors_pause_lift() -> None:
+    # Through the module, as tests must not wait out PAUSE_AFTER_CONNECTION_ERROR_SECONDS.
+    error_store._paused_until = 0.0
+
+
 @pytest.fixture(autouse=True)
-def _writes_not_paused(monkeypatch):
+def _writes_not_paused():
     # A connection error elsewhere in the session must not pause these tests' writes.
-    monkeypatch.setattr(errors, "_paused_until", 0.0)
+    errors_pause_lift()
 
 
 def test_it_strips_numbers_uuids_and_ids_from_the_message():
@@ -81,14 +90,18 @@ def test_a_resolved_group_that_happens_again_reopens_and_its_history_says_so(dja
     anna = django_user_model.objects.create_user("anna")
     record_error(function=TASK, message="boom 1", severity="error")
     record = ErrorRecord.objects.get()
-    errors.error_record_resolve(record_id=record.pk, user=anna, note="fixed in deploy 42")
+    act_run(act=RESOLVE_ERROR_GROUP, target=record, actor=Actor.from_user(anna), note="fixed in deploy 42")
 
     record_error(function=TASK, message="boom 2", severity="error")
 
     record.refresh_from_db()
     assert (record.resolved, record.resolved_by, record.resolution_note, record.occurrences) == (False, None, "", 2)
-    assert list(record.actions.values_list("kind", "actor_label")) == [("recurred", "system"), ("resolve", "anna")]
-    assert record.actions.get(kind="resolve").note == "fixed in deploy 42"
+    history = AuditEntry.objects.for_target(record)
+    assert list(history.values_list("act", "actor_label", "via")) == [
+        ("recurred", "system", "system"),
+        ("resolve_error_group", "anna", "admin"),
+    ]
+    assert history.get(act="resolve_error_group").note == "fixed in deploy 42"
 
 
 @pytest.mark.django_db
@@ -117,34 +130,31 @@ def test_it_keeps_big_payloads_and_odd_values_without_failing():
 
 
 @pytest.mark.django_db
-def test_it_never_raises_when_the_database_write_fails(monkeypatch, caplog):
-    def broken(*args, **kwargs):
-        raise DatabaseError("disk full")
-
-    monkeypatch.setattr(ErrorRecord.objects, "filter", broken)
-
-    record_error(function=TASK, message="cannot be stored")
-    logging.getLogger("webhooks_app.services.processing").error("nor can this", extra={"event_id": "x"})
+def test_it_never_raises_when_the_database_write_fails(caplog):
+    # PostgreSQL refuses a NUL character in text: a real failed write, not a simulated one.
+    record_error(function=TASK, message="cannot be stored \x00 here")
+    logging.getLogger("webhooks_app.services.processing").error("nor can \x00 this", extra={"event_id": "x"})
 
     assert "could not record error from webhooks_app.tasks.process_event: cannot be stored" in caplog.text
     assert "could not record error from webhooks_app.services.processing.test_it_never_raises" in caplog.text
+    assert not ErrorRecord.objects.exists()
 
 
-@pytest.mark.django_db
-def test_after_a_connection_error_it_stops_trying_for_a_while(monkeypatch, caplog):
-    calls = []
-
-    def unreachable(occurrence):
-        calls.append(occurrence)
-        raise OperationalError("connection refused")
-
-    monkeypatch.setattr(errors, "_persist", unreachable)
+@pytest.mark.django_db(transaction=True)
+def test_after_a_connection_error_it_stops_trying_for_a_while(caplog):
+    # The recorder's connection dies under it, as in a database restart.
+    connection.ensure_connection()
+    assert connection.connection is not None
+    connection.connection.close()
 
     for _ in range(5):
         record_error(function=TASK, message="database is down")
 
-    assert len(calls) == 1
-    assert "database unavailable; not recorded" in caplog.text
+    connection.close()  # the next query reconnects
+    assert caplog.text.count("could not record error from webhooks_app.tasks.process_event: database is down") == 1
+    assert caplog.text.count("database unavailable; not recorded") == 4
+    assert not ErrorRecord.objects.exists()  # paused: nothing written, even now the database is back
+    errors_pause_lift()
 
 
 # --- The logging handler -------------------------------------------------------------------------
@@ -217,7 +227,7 @@ def test_a_record_made_inside_a_transaction_that_rolls_back_is_kept():
         record_error(function=TASK, message="failed mid-transaction", severity="critical")
         raise RuntimeError("the caller's transaction rolls back")
 
-    assert errors.detached_writer.flush(timeout=10)
+    assert error_store.detached_writer.flush(timeout=10)
     assert ErrorRecord.objects.get().message == "failed mid-transaction"
 
 

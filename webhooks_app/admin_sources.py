@@ -21,6 +21,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
+from webhooks_app.admin_base import OrganizationPreselectMixin
 from webhooks_app.models import Source
 from webhooks_app.services.sources import signing_secret_grace, source_secret_rotate
 
@@ -97,7 +98,7 @@ def _when(value: datetime) -> str:
 
 
 @admin.register(Source)
-class SourceAdmin(admin.ModelAdmin[Source]):
+class SourceAdmin(OrganizationPreselectMixin, admin.ModelAdmin[Source]):
     form = SourceForm
     list_display = ["slug", "organization", "kind", "signing_scheme", "connector", "enabled", "secrets_in_use"]
     list_filter = ["kind", "enabled", "connector"]

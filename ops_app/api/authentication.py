@@ -10,7 +10,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from webhooks_app.models import ApiKey, Organization, WebhookEvent
+from ops_app.models import ApiKey
+from webhooks_app.models import Organization, WebhookEvent
 from webhooks_app.services.operations import Actor
 
 KEYWORD = b"bearer"

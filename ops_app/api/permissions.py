@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from webhooks_app.models import ApiKey
+from ops_app.models import ApiKey
 
 if TYPE_CHECKING:
     # Not at run time: DRF imports these classes while rest_framework.views is half-loaded.

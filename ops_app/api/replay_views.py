@@ -16,6 +16,7 @@ from ops_app.api.authentication import Scope, scope_of
 from ops_app.api.exceptions import Conflict, errors
 from ops_app.api.permissions import RETRY_EVENTS
 from ops_app.api.views import ApiView
+from ops_app.models import Replay, ReplayStatus
 from ops_app.replays import (
     DEFAULT_STATUSES,
     REPLAYABLE_STATUSES,
@@ -25,7 +26,7 @@ from ops_app.replays import (
     replay_create,
     replay_preview,
 )
-from webhooks_app.models import Replay, ReplayStatus, Source
+from webhooks_app.models import Source
 
 # --- Serializers -----------------------------------------------------------------------------
 

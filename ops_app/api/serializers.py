@@ -286,13 +286,26 @@ class AttemptSerializer(serializers.Serializer):  # type: ignore[type-arg]
     errorCode = serializers.CharField(source="error_code")
 
 
+# The audit's act names as this API has always called them.
+API_KINDS = {
+    "retry_failed_items": "retry_failed",
+    "requeue_dead_letters": "requeue_dead_letter",
+    "mark_resolved": "resolve",
+}
+
+
 class OperatorActionSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    kind = serializers.CharField()
+    kind = serializers.CharField(source="act")
     actor = serializers.CharField(source="actor_label")
     via = serializers.CharField()
     note = serializers.CharField()
     statusBefore = serializers.CharField(source="status_before")
     createdAt = serializers.DateTimeField(source="created_at")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data["kind"] = API_KINDS.get(data["kind"], data["kind"])
+        return data
 
 
 class EventSerializer(DeadLetterSerializer):
@@ -301,7 +314,7 @@ class EventSerializer(DeadLetterSerializer):
     tasksCreated = serializers.IntegerField(source="tasks_created")
     items = ItemSerializer(many=True)
     attemptLog = AttemptSerializer(source="attempt_log", many=True, help_text="The delivery log: one per attempt.")
-    operatorActions = OperatorActionSerializer(source="operator_actions", many=True, help_text="Audit trail.")
+    operatorActions = OperatorActionSerializer(source="audit_trail", many=True, help_text="Audit trail.")
 
 
 class EventStateSerializer(serializers.Serializer):  # type: ignore[type-arg]

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import ScopedRateThrottle
 
-from webhooks_app.models import ApiKey
+from ops_app.models import ApiKey
 
 if TYPE_CHECKING:
     # Not at run time: DRF imports these classes while rest_framework.views is half-loaded.

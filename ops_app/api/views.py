@@ -4,7 +4,7 @@ with an input serializer and answers through an output serializer."""
 import uuid
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -13,10 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from ops_app.acts import ActRefused, act_run
+from ops_app.acts.events import MARK_RESOLVED, RETRY_FAILED_ITEMS, event_retry_act
 from ops_app.api.authentication import Scope, scope_of
 from ops_app.api.exceptions import Conflict, errors
 from ops_app.api.pagination import EventCursorPagination
-from ops_app.api.permissions import RESOLVE_EVENTS, RETRY_EVENTS, VIEW_EVENTS
+from ops_app.api.permissions import VIEW_EVENTS
 from ops_app.api.serializers import (
     FAILURE_STATUSES,
     ActResultSerializer,
@@ -31,10 +33,10 @@ from ops_app.api.serializers import (
     QueueHealthSerializer,
     ResolveInput,
 )
+from ops_app.models import AuditEntry
 from ops_app.queue_health import queue_health
 from ops_app.stats import delivery_stats_cached
-from webhooks_app.models import EventStatus, OperatorAction, ProcessingAttempt, WebhookEvent
-from webhooks_app.services.operations import OperationError, event_resolve, event_retry_failed
+from webhooks_app.models import EventStatus, ProcessingAttempt, WebhookEvent
 
 EVENT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The event's id.")
 
@@ -152,19 +154,17 @@ class EventDetailView(ApiView):
             WebhookEvent.objects.filter(id=event.id)
             .select_related("source")
             .annotate(job_id=_last_task_id())
-            .prefetch_related(
-                "items",
-                "attempt_log",
-                Prefetch("operator_actions", queryset=OperatorAction.objects.order_by("created_at")),
-            )
+            .prefetch_related("items", "attempt_log")
             .get()
         )
+        event.audit_trail = list(AuditEntry.objects.for_target(event).order_by("created_at", "id"))  # type: ignore[attr-defined]
         return Response(EventSerializer(event).data)
 
 
 class EventRetryView(ApiView):
     throttle_scope = "write"
-    required_permission = RETRY_EVENTS
+    # The act's own permission: a session user may do here what the admin lets them do.
+    required_permission = RETRY_FAILED_ITEMS.permission
 
     @extend_schema(
         operation_id="event_retry",
@@ -180,8 +180,9 @@ class EventRetryView(ApiView):
         body = NoteInput(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            action = event_retry_failed(event_id=event.id, actor=scope.actor, note=body.validated_data.get("note", ""))
-        except OperationError as exc:
+            act = event_retry_act(event)
+            action = act_run(act=act, target=event, actor=scope.actor, note=body.validated_data.get("note", ""))
+        except ActRefused as exc:
             raise Conflict(str(exc), code="nothing_to_retry") from exc
         event.refresh_from_db(fields=["status"])
         result = {"success": True, "message": "Failed items queued for a retry.", "event": event, "action": action}
@@ -190,7 +191,7 @@ class EventRetryView(ApiView):
 
 class EventResolveView(ApiView):
     throttle_scope = "write"
-    required_permission = RESOLVE_EVENTS
+    required_permission = MARK_RESOLVED.permission
 
     @extend_schema(
         operation_id="event_resolve",
@@ -205,8 +206,8 @@ class EventResolveView(ApiView):
         body = ResolveInput(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            action = event_resolve(event_id=event.id, actor=scope.actor, note=body.validated_data["note"])
-        except OperationError as exc:
+            action = act_run(act=MARK_RESOLVED, target=event, actor=scope.actor, note=body.validated_data["note"])
+        except ActRefused as exc:
             raise Conflict(str(exc), code="not_resolvable") from exc
         event.refresh_from_db(fields=["status"])
         result = {"success": True, "message": "Event marked manually resolved.", "event": event, "action": action}

@@ -33,9 +33,13 @@ PERMISSIONS = {
 
 
 def ops_staff_group_create(apps, schema_editor):
+    ops_staff_group_grant(apps, schema_editor, PERMISSIONS)
+
+
+def ops_staff_group_grant(apps, schema_editor, permissions):
     # Permissions are normally created by post_migrate, after every migration has run; on a
     # fresh database they do not exist yet here, so create them now (idempotent).
-    for label in PERMISSIONS:
+    for label in permissions:
         app_config = apps.get_app_config(label)
         # The migration state's app config has no models module, which create_permissions
         # takes to mean "no models"; point it at something truthy for the call. (Restored
@@ -50,7 +54,7 @@ def ops_staff_group_create(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     group, _ = Group.objects.get_or_create(name=GROUP)
-    for label, codenames in PERMISSIONS.items():
+    for label, codenames in permissions.items():
         found = list(Permission.objects.filter(content_type__app_label=label, codename__in=codenames))
         missing = set(codenames) - {p.codename for p in found}
         if missing:

@@ -21,12 +21,12 @@ from playwright.sync_api import Page, expect, sync_playwright
 from localdev.demo import CONSULTATION_TASKS
 from ops_app import selectors
 from ops_app.errors import record_error
-from ops_app.models import ErrorRecord
+from ops_app.models import AuditEntry, ErrorRecord
 from tests.conftest import settle, wait_for
 from tests.factories import SourceFactory
+from tests.support.admin import make_user, ops_staff_group_ensure
 from tests.support.fake_http import Fault
 from tests.support.signing import matter_payload
-from tests.test_admin_events import make_user, ops_staff_group_ensure
 from webhooks_app.errors import ErrorCode, failure_kind
 from webhooks_app.models import (
     AssigneeRule,
@@ -36,7 +36,6 @@ from webhooks_app.models import (
     EventStatus,
     ItemStatus,
     LocalTask,
-    OperatorAction,
     WebhookEvent,
 )
 from webhooks_app.tasks import process_event
@@ -255,9 +254,9 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
         True,
         EventAction.MANUALLY_RESOLVED,
     )
-    audit = OperatorAction.objects.get(event=to_resolve)
-    assert (audit.kind, audit.actor, audit.note) == (
-        "resolve",
+    audit = AuditEntry.objects.for_target(to_resolve).get()
+    assert (audit.act, audit.actor, audit.note) == (
+        "mark_resolved",
         user,
         "Created task 6 in Clio by hand; CSC for naples being hired",
     )
@@ -266,7 +265,7 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
     tasks_before = LocalTask.objects.filter(idempotency_key__startswith=f"{to_retry.pk}:").count()
     assert tasks_before == 9
     page.goto(f"{live_server.url}/admin/webhooks_app/webhookevent/{to_retry.pk}/change/")
-    page.click("#act-retry a:has-text('assignee rule')")
+    page.click("#cause-hints a:has-text('Assignee rules')")
     page.click("a.addlink")
     page.select_option("#id_organization", str(organization.pk))
     page.fill("#id_role", "csc")
@@ -280,10 +279,12 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
     page.goto(f"{live_server.url}/admin/webhooks_app/webhookevent/{to_retry.pk}/change/")
     expect(page.locator("#act-retry")).to_contain_text("#6 Send Initial Consultation Packet")
     page.click("#act-retry button[type=submit]")
-    expect(page.locator(".messagelist")).to_contain_text("Retry failed items now: done.")
+    expect(page.locator(".messagelist")).to_contain_text("Retry failed items now: queued.")
     settle(str(to_retry.pk), statuses={EventStatus.SUCCEEDED}, timeout=45)
     page.reload()
     expect(page.locator("#event-summary .mh-badge")).to_have_text("Succeeded")
+    # The header says what the ledger says: every task created, none failed.
+    expect(page.locator("#ledger-counts")).to_contain_text("10 created · 0 failed")
 
     to_retry.refresh_from_db()
     assert (to_retry.success, to_retry.tasks_created, to_retry.failure_details) == (True, 10, None)
@@ -292,4 +293,4 @@ def test_an_ops_person_resolves_one_event_then_fixes_the_cause_and_retries_anoth
     assert created.assignee == "csc.lee"
     items = {i.number: i for i in to_retry.items.all()}
     assert items[6].attempts == 2 and all(items[n].attempts == 1 for n in items if n != 6)
-    assert OperatorAction.objects.get(event=to_retry).kind == "retry_failed"
+    assert AuditEntry.objects.for_target(to_retry).get().act == "retry_failed_items"

@@ -1,15 +1,11 @@
 """Models of one event's life: who sends it, the event itself, its items and attempts."""
 
-from webhooks_app.models.api_keys import ApiKey
-from webhooks_app.models.audit import OperatorAction, OperatorActionKind
 from webhooks_app.models.events import EventAction, EventStatus, ProcessingAttempt, WebhookEvent
 from webhooks_app.models.items import EventItem, ItemStatus
-from webhooks_app.models.replays import Replay, ReplayStatus
 from webhooks_app.models.sources import Organization, SigningScheme, Source, SourceKind
 from webhooks_app.models.tasks import AssigneeRule, ConnectorKind, LocalTask, TaskTemplate
 
 __all__ = [
-    "ApiKey",
     "AssigneeRule",
     "ConnectorKind",
     "EventAction",
@@ -17,12 +13,8 @@ __all__ = [
     "EventStatus",
     "ItemStatus",
     "LocalTask",
-    "OperatorAction",
-    "OperatorActionKind",
     "Organization",
     "ProcessingAttempt",
-    "Replay",
-    "ReplayStatus",
     "SigningScheme",
     "Source",
     "SourceKind",

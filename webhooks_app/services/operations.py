@@ -1,5 +1,6 @@
 """What people do to events that need them: retry the failed items, requeue a dead letter,
-mark resolved. Every act is audited in OperatorAction; the admin and the API both call these."""
+mark resolved. Each returns the change it made; the act flow that calls them (ops_app.acts, for
+the admin, the API and replays) audits it in the same transaction."""
 
 import uuid
 from dataclasses import dataclass
@@ -11,8 +12,6 @@ from django.utils import timezone
 from webhooks_app.models import (
     EventStatus,
     ItemStatus,
-    OperatorAction,
-    OperatorActionKind,
     WebhookEvent,
 )
 from webhooks_app.models.events import ACTIONABLE
@@ -39,20 +38,14 @@ class Actor:
         return cls(label=str(user.get_username()), user=user, via=via)
 
 
-def _audit(event: WebhookEvent, kind: str, actor: Actor, note: str, status_before: str) -> OperatorAction:
-    user = actor.user if actor.user is not None and actor.user.is_authenticated else None
-    return OperatorAction.objects.create(
-        event=event,
-        kind=kind,
-        actor_id=user.pk if user is not None else None,
-        actor_label=actor.label,
-        via=actor.via,
-        note=note,
-        status_before=status_before,
-    )
+@dataclass(frozen=True)
+class EventChange:
+    event_id: uuid.UUID
+    status_before: str
+    status_after: str
 
 
-def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> OperatorAction:
+def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> EventChange:
     """Queue a new round that re-runs only the failed items (a dead letter is requeued the same
     way). Raises OperationError when there is nothing to retry."""
     now = timezone.now()
@@ -66,18 +59,12 @@ def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> 
         if not has_failed_work:
             raise OperationError("every item already succeeded")
         status_before = event.status
-        kind = (
-            OperatorActionKind.REQUEUE_DEAD_LETTER
-            if status_before == EventStatus.DEAD_LETTER
-            else OperatorActionKind.RETRY_FAILED
-        )
         event.requeue(now=now)
-        action = _audit(event, kind, actor, note, status_before)
         transaction.on_commit(lambda: event_dispatch(event_id=event.id))
-    return action
+    return EventChange(event.id, status_before, EventStatus.QUEUED)
 
 
-def event_resolve(*, event_id: uuid.UUID, actor: Actor, note: str) -> OperatorAction:
+def event_resolve(*, event_id: uuid.UUID, actor: Actor, note: str) -> EventChange:
     """A person dealt with the failure outside mendhook (e.g. created the task by hand)."""
     if not note.strip():
         raise OperationError("a note is required to resolve an event")
@@ -90,4 +77,4 @@ def event_resolve(*, event_id: uuid.UUID, actor: Actor, note: str) -> OperatorAc
             raise OperationError(f"an event in status '{event.status}' does not need resolving")
         status_before = event.status
         event.resolve(now=now)
-        return _audit(event, OperatorActionKind.RESOLVE, actor, note.strip(), status_before)
+        return EventChange(event.id, status_before, EventStatus.MANUALLY_RESOLVED)

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from webhooks_app.models import ApiKey, Organization
+from ops_app.models import ApiKey
+from webhooks_app.models import Organization
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 """Admin pages for API keys (made here, shown once, revocable) and replays (read-only).
 
-Imported by webhooks_app.admin so the admin site registers them.
+Imported by ops_app.admin so the admin site registers them.
 """
 
 from typing import Any
@@ -13,7 +13,8 @@ from django.template import engines
 from django.urls import reverse
 from django.utils import timezone
 
-from webhooks_app.models import ApiKey, Replay
+from ops_app.models import ApiKey, Replay
+from webhooks_app.admin_base import OrganizationPreselectMixin
 
 RAW_KEY_ATTR = "_raw_key_to_show_once"
 
@@ -30,7 +31,7 @@ so it cannot be shown again. Send it as <code>Authorization: Bearer &lt;key&gt;<
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+class ApiKeyAdmin(OrganizationPreselectMixin, admin.ModelAdmin[ApiKey]):
     list_display = ["name", "organization", "prefix", "created_at", "last_used_at", "revoked_at"]
     list_filter = ["organization", ("revoked_at", admin.EmptyFieldListFilter)]
     list_select_related = ["organization"]
@@ -66,7 +67,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
             "title": "API key created",
             "key": obj,
             "raw_key": raw_key,
-            "changelist_url": reverse("admin:webhooks_app_apikey_changelist"),
+            "changelist_url": reverse("admin:ops_app_apikey_changelist"),
         }
         response = HttpResponse(engines["django"].from_string(KEY_CREATED_TEMPLATE).render(context, request))
         # The page holds a secret: no browser or proxy may keep a copy.

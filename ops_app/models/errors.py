@@ -1,5 +1,5 @@
-"""Error records: failures of the working apps, grouped by fingerprint so a storm is one row,
-and the audit of what people did to them."""
+"""Error records: failures of the working apps, grouped by fingerprint so a storm is one row.
+What people did to them is in the audit (ops_app.models.audit)."""
 
 from django.conf import settings
 from django.db import models
@@ -68,28 +68,3 @@ class ErrorRecord(models.Model):
     def __str__(self) -> str:
         code = f"[{self.error_code}] " if self.error_code else ""
         return f"{self.function}: {code}{self.message[:80]}"
-
-
-class ErrorRecordActionKind(models.TextChoices):
-    RESOLVE = "resolve", "Resolved"
-    REOPEN = "reopen", "Reopened"
-    # Nobody acted: the error happened again after it was resolved.
-    RECURRED = "recurred", "Reopened by a new occurrence"
-
-
-class ErrorRecordAction(models.Model):
-    """The history of an error group: who resolved or reopened it, when and why."""
-
-    record = models.ForeignKey(ErrorRecord, on_delete=models.CASCADE, related_name="actions")
-    kind = models.CharField(max_length=20, choices=ErrorRecordActionKind.choices)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    actor_label = models.CharField(max_length=200)
-    note = models.TextField(blank=True)
-    created_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["record", "-created_at"], name="errorrecord_action_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.actor_label} {self.kind} {self.record_id}"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from django.db import models
 
-from webhooks_app.models.api_keys import ApiKey
+from ops_app.models.api_keys import ApiKey
 from webhooks_app.models.sources import Organization, Source
 
 

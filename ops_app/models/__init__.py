@@ -1,0 +1,23 @@
+"""Models of the ops room: error records, and what operators use to act (API keys, replays)."""
+
+from ops_app.models.api_keys import ApiKey
+from ops_app.models.audit import AuditAct, AuditEntry, AuditVia
+from ops_app.models.errors import (
+    SEVERITY_RANK,
+    ErrorRecord,
+    ErrorSeverity,
+)
+from ops_app.models.replays import REPLAY_ACTIVE, Replay, ReplayStatus
+
+__all__ = [
+    "REPLAY_ACTIVE",
+    "SEVERITY_RANK",
+    "ApiKey",
+    "AuditAct",
+    "AuditEntry",
+    "AuditVia",
+    "ErrorRecord",
+    "ErrorSeverity",
+    "Replay",
+    "ReplayStatus",
+]
