@@ -22,8 +22,8 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 
 from ops_app.errors import record_error
 from tests.factories import SourceFactory
+from tests.support.admin import event_with_ledger, login, make_user, ops_staff_group_ensure
 from tests.support.signing import encode, matter_payload, standard_headers
-from tests.test_admin_events import event_with_ledger, login, make_user, ops_staff_group_ensure
 from webhooks_app.connectors import TaskSpec
 from webhooks_app.connectors.local import LocalConnector
 from webhooks_app.models import EventStatus, Organization, Source

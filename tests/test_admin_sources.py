@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from tests.factories import SourceFactory
-from tests.test_admin_events import login, make_user, ops_staff_group_ensure
+from tests.support.admin import login, make_user, ops_staff_group_ensure
 from webhooks_app.models import Source
 
 pytestmark = pytest.mark.django_db

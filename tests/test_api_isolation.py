@@ -182,7 +182,7 @@ def test_every_object_endpoint_answers_404_for_another_organizations_object(sour
         pytest.fail(f"{path}: give organization B a {resource!r} object in b_world()")
     url = re.sub(r"\{[^}]+\}", objects[resource], path)
     snapshot = (list(WebhookEvent.objects.order_by("id").values()), list(Replay.objects.order_by("id").values()))
-    audit = OperatorAction.objects.count()
+    audit = AuditEntry.objects.count()
 
     response = call(api_for(source.organization), method, url)
 
@@ -190,7 +190,7 @@ def test_every_object_endpoint_answers_404_for_another_organizations_object(sour
     assert response.json()["error"]["code"] == "not_found"
     after = (list(WebhookEvent.objects.order_by("id").values()), list(Replay.objects.order_by("id").values()))
     assert after == snapshot
-    assert OperatorAction.objects.count() == audit
+    assert AuditEntry.objects.count() == audit
     # The object is real: its own organization reaches it.
     assert call(api_for(b_source.organization), method, url).status_code != 404
 

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from ops_app import errors
+from ops_app import error_store
 from ops_app.models import ErrorRecord
 from tests.test_beat_jobs import make_event
 from webhooks_app.errors import ErrorCode
@@ -207,5 +207,5 @@ def test_an_attempt_whose_event_was_taken_over_records_claim_lost_and_changes_no
     assert (event.status, event.claimed_by, event.success) == (EventStatus.PROCESSING, "fast", None)
     assert event.attempt_log.get(number=1).outcome == AttemptOutcome.CLAIM_LOST
     # Reported inside the outcome's transaction: the record is written by the detached writer.
-    assert errors.detached_writer.flush(timeout=10)
+    assert error_store.detached_writer.flush(timeout=10)
     assert ErrorRecord.objects.filter(action="record_outcome", event_id=event.id).exists()

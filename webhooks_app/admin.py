@@ -4,6 +4,7 @@ admin_sources; the event admin and the acts on events are in the ops room (ops_a
 
 from django.contrib import admin
 
+import webhooks_app.admin_sources  # noqa: F401 - registers the source admin
 from webhooks_app.admin_base import OrganizationPreselectMixin, ReadOnlyMixin
 from webhooks_app.models import AssigneeRule, LocalTask, Organization, TaskTemplate
 
