@@ -139,7 +139,7 @@ def _event_finish(
     kinds = {i.failure_kind or FailureKind.TRANSIENT for i in failed}
     if event_error is not None:
         kinds.add(event_error.kind)
-    retry_after = event_error.retry_after if event_error else None
+    retry_after = _retry_after(failed, event_error)
     decision = _decide(event, kinds, bool(items), retry_after)
     last_error, last_code = _last_error(failed, event_error)
 
@@ -209,6 +209,14 @@ def _event_finish(
             )
     _after_commit(event, decision, last_error, last_code)
     return decision.status
+
+
+def _retry_after(failed: list[EventItem], event_error: ProcessingError | None) -> float | None:
+    # The longest wait any downstream asked for, whether it answered the event or one item.
+    asked = [i.retry_after for i in failed if i.retry_after is not None]
+    if event_error is not None and event_error.retry_after is not None:
+        asked.append(event_error.retry_after)
+    return max(asked, default=None)
 
 
 def _last_error(failed: list[EventItem], event_error: ProcessingError | None) -> tuple[str, str]:
