@@ -24,6 +24,7 @@ from webhooks_app.models import (
 )
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import event_dispatch
+from webhooks_app.services.leases import lease_kept
 
 logger = logging.getLogger(__name__)
 
@@ -64,26 +65,23 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
     to process (already claimed or finished: a duplicate or redelivered message)."""
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.MENDHOOK_PROCESSING_LEASE_SECONDS)
-    if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
-        logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
-        return None
-    event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
-    if event.attempts == 1:
-        # The first attempt has no earlier attempt or failed item to tidy up.
-        attempt = ProcessingAttempt.objects.create(
-            event=event, number=1, task_id=task_id, worker=worker, started_at=now
-        )
-    else:
-        with transaction.atomic():
+    # The claim and its delivery-log row commit together: a worker killed between two commits
+    # left an attempt that the delivery log never showed.
+    with transaction.atomic():
+        if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
+            logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
+            return None
+        event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
+        if event.attempts > 1:
             # An attempt still open belonged to a worker that died mid-way.
             event.attempt_log.filter(finished_at__isnull=True).update(
                 outcome=AttemptOutcome.WORKER_LOST, finished_at=now
             )
-            attempt = ProcessingAttempt.objects.create(
-                event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
-            )
             # Retries re-run only what failed; succeeded items are never touched again.
             event.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING)
+        attempt = ProcessingAttempt.objects.create(
+            event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
+        )
 
     event_error: ProcessingError | None = None
     result = HandlerResult()
@@ -92,7 +90,9 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
         result = HandlerResult(action_without_items=EventAction.IGNORED)
     else:
         try:
-            result = handler(event)
+            # The heartbeat keeps the short lease alive while the handler runs (services/leases.py).
+            with lease_kept(event_id=event_id, task_id=task_id):
+                result = handler(event)
         except ProcessingError as error:
             logger.warning(
                 "event %s failed: [%s] %s",
