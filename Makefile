@@ -34,6 +34,9 @@ test: lint pytest
 bench: venv
 	$(BIN)/python -m tests.bench
 
+chaos: venv
+	$(BIN)/python -m chaos --events $(or $(EVENTS),3000)
+
 # Re-resolve dependencies after editing pyproject.toml.
 lock:
 	$(PYTHON) -m venv /tmp/mendhook-uv && /tmp/mendhook-uv/bin/pip install --quiet uv

@@ -1,0 +1,28 @@
+"""The one organization and source the run sends to, with the demo's templates and rules."""
+
+import importlib
+
+from webhooks_app.models import ConnectorKind, Organization, SigningScheme, Source, SourceKind
+from webhooks_app.models.sources import new_signing_secret
+
+try:  # the demo data is moving to the local-development package
+    demo = importlib.import_module("localdev.demo")
+except ImportError:
+    demo = importlib.import_module("webhooks_app.demo")
+
+
+def source_create() -> str:
+    """Returns the source's signing secret."""
+    organization = Organization.objects.create(slug="chaos", name="Chaos run")
+    demo.templates_create(organization=organization)
+    demo.assignee_rules_create(organization=organization)
+    secret = new_signing_secret()
+    Source.objects.create(
+        organization=organization,
+        slug="chaos",
+        kind=SourceKind.CLIO,
+        signing_scheme=SigningScheme.STANDARD_WEBHOOKS,
+        signing_secrets=[secret],
+        connector=ConnectorKind.LOCAL,
+    )
+    return secret
