@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db.models import Count, F
 
 from chaos.client import Deliveries
-from webhooks_app.models import EventStatus, LocalTask, TaskTemplate, WebhookEvent
+from webhooks_app.models import EventStatus, LocalTask, ProcessingAttempt, TaskTemplate, WebhookEvent
 
 # Where an event rests for good, or until a person acts.
 SETTLED = {EventStatus.SUCCEEDED, EventStatus.PARTIAL_FAILURE, EventStatus.FAILED, EventStatus.DEAD_LETTER}
@@ -30,6 +30,7 @@ class Figures:
     unlogged_attempts: int
     statuses: dict[str, int]
     attempts: int
+    attempt_outcomes: dict[str, int]
     quiescence_seconds: float | None
 
     @property
@@ -51,11 +52,15 @@ class Figures:
             f"duplicate downstream items: {self.duplicates}",
             f"stuck:                     {self.stuck}",
             f"attempts without log row:  {self.unlogged_attempts}",
-            f"processing attempts:       {self.attempts}",
-            f"statuses:                  {', '.join(f'{k}={v}' for k, v in sorted(self.statuses.items()))}",
+            f"processing attempts:       {self.attempts} ({_counts(self.attempt_outcomes)})",
+            f"statuses:                  {_counts(self.statuses)}",
             f"time to quiescence:        {quiet}",
             "RESULT: " + ("PASS" if self.passed else "FAIL"),
         ]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key or 'open'}={n}" for key, n in sorted(counts.items()))
 
 
 def figures_collect(*, deliveries: Deliveries, quiescence_seconds: float | None) -> Figures:
@@ -87,5 +92,8 @@ def figures_collect(*, deliveries: Deliveries, quiescence_seconds: float | None)
         unlogged_attempts=unlogged,
         statuses=statuses,
         attempts=sum(WebhookEvent.objects.values_list("attempts", flat=True)),
+        attempt_outcomes=dict(
+            ProcessingAttempt.objects.values_list("outcome").annotate(n=Count("id")).values_list("outcome", "n")
+        ),
         quiescence_seconds=quiescence_seconds,
     )
