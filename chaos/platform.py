@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
+
 from config.queues import ALL_QUEUES
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,8 +112,6 @@ class Platform:
         raise RuntimeError("the platform did not come up")
 
     def _web_up(self) -> bool:
-        import httpx
-
         try:
             return httpx.get(f"{self.url}/health/", timeout=2).status_code < 500
         except httpx.HTTPError:

@@ -112,8 +112,8 @@ class Run:
             time.sleep(max(0.0, due - time.monotonic()))
             provider.send(number)
         faults.join()
-        deliveries = provider.finish()
         faults_over = time.monotonic()
+        deliveries = provider.finish()
         log(f"faults over; client done ({len(deliveries.accepted)} accepted); waiting for quiescence")
 
         quiet_after = self._wait_for_quiescence(since=faults_over)
