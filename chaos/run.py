@@ -6,6 +6,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -172,28 +173,35 @@ class Run:
                     once.remove((at, fault))
                     fault()
             if plan.kill_every and now >= next_kill:
-                self._kill_worker(main=kills % 2 == 1)
-                kills += 1
+                if self._kill_worker(main=kills % 2 == 1):
+                    kills += 1
                 next_kill = now + plan.kill_every
             time.sleep(0.2)
         for _, fault in once:  # a short window still gets every fault it planned
             fault()
 
-    def _kill_worker(self, *, main: bool) -> None:
+    def _kill_worker(self, *, main: bool) -> bool:
+        """SIGKILL a live worker's main process or one of its pool children; False when there
+        was none to kill (both restarting), so the next beat tries the same kind again."""
         assert self.platform is not None
-        worker: Process = random.choice(self.platform.workers)
+        alive = [w for w in self.platform.workers if w.alive()]
+        if not alive:
+            return False
+        worker: Process = random.choice(alive)
         if main:
             worker.kill_main()
             self.faults.append(f"{self._t()} SIGKILL {worker.name} main process")
-            return
+            return True
         children = worker.children()
-        if children:
-            victim = random.choice(children)
-            try:
-                os.kill(victim, 9)
-            except ProcessLookupError:
-                return
-            self.faults.append(f"{self._t()} SIGKILL {worker.name} pool child {victim}")
+        if not children:
+            return False
+        victim = random.choice(children)
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            return False
+        self.faults.append(f"{self._t()} SIGKILL {worker.name} pool child {victim}")
+        return True
 
     def _restart_redis(self) -> None:
         self.redis.kill()
