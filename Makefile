@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock | cut -c1-16)
 
-.PHONY: venv run test lint typecheck pytest bench lock clean
+.PHONY: venv run test lint typecheck pytest bench chaos lock clean
 
 $(STAMP): requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "mendhook needs Python 3.11+"'
@@ -33,6 +33,9 @@ test: lint pytest
 
 bench: venv
 	$(BIN)/python -m bench
+
+chaos: venv
+	$(BIN)/python -m chaos --events $(or $(EVENTS),3000)
 
 # Re-resolve dependencies after editing pyproject.toml.
 lock:

@@ -205,9 +205,10 @@ MENDHOOK_RECOVERABLE_MAX_ROUNDS = env.int("RECOVERABLE_MAX_ROUNDS", default=3)
 MENDHOOK_SHORT_RETRY_MAX_SECONDS = env.int("SHORT_RETRY_MAX_SECONDS", default=30)
 # An event still `received` this long after commit was never published: beat sends it.
 MENDHOOK_SWEEP_AFTER_SECONDS = env.int("SWEEP_AFTER_SECONDS", default=5)
-# A claim older than this belongs to a dead worker; the healer hands the event out again.
-# Longer than CELERY_TASK_TIME_LIMIT so a live attempt is never taken over.
-MENDHOOK_PROCESSING_LEASE_SECONDS = env.int("PROCESSING_LEASE_SECONDS", default=600)
+# A claim not renewed for this long belongs to a dead worker; the healer hands the event out
+# again. A live attempt renews it every third of it (webhooks_app/services/leases.py), so it
+# can be short: orphaned work waits at most this plus the healer's interval, not the time limit.
+MENDHOOK_PROCESSING_LEASE_SECONDS = env.int("PROCESSING_LEASE_SECONDS", default=30)
 # An event `queued` this long has lost its message (broker restart without persistence).
 MENDHOOK_QUEUED_STALE_SECONDS = env.int("QUEUED_STALE_SECONDS", default=900)
 # An event `queued` this long while the processing queue is empty lost its message sooner: the

@@ -81,7 +81,8 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     root = login(User.objects.create_superuser("root", password="correct horse battery"))
     record = admin_model("errorrecord")._default_manager.get()
     acted = root.post(
-        reverse("admin:ops_app_errorrecord_act", args=[record.pk, "resolve_error_group"]), {"confirm": "yes", "note": "fixed"}
+        reverse("admin:ops_app_errorrecord_act", args=[record.pk, "resolve_error_group"]),
+        {"confirm": "yes", "note": "fixed"},
     )
     assert acted.status_code == 302
     spec = TaskSpec(

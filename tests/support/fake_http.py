@@ -73,6 +73,11 @@ class FakeService:
         with self.lock:
             self.targeted.append((predicate, deque(faults)))
 
+    def request_times(self, key_suffix: str) -> list[float]:
+        """When each request carrying an Idempotency-Key ending in key_suffix arrived (epoch s)."""
+        with self.lock:
+            return [r["at"] for r in self.requests if r["headers"].get("idempotency-key", "").endswith(key_suffix)]
+
     def fail_key(self, key_suffix: str, *faults: Fault) -> None:
         """Fault the next requests carrying an Idempotency-Key ending in key_suffix."""
         self.fail_matching(lambda h: h.get("idempotency-key", "").endswith(key_suffix), *faults)
@@ -103,7 +108,9 @@ class FakeService:
                 if headers.get("content-encoding") == "gzip":  # Sentry compresses envelopes
                     body = gzip.decompress(body)
                 with service.lock:
-                    service.requests.append({"method": method, "path": self.path, "headers": headers, "body": body})
+                    service.requests.append(
+                        {"method": method, "path": self.path, "headers": headers, "body": body, "at": time.time()}
+                    )
                 fault = service._next_fault(headers)
                 if fault is not None and fault.after_create:
                     service.handle(method, self.path, headers, body)

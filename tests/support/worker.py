@@ -1,5 +1,6 @@
 """A real Celery worker in a subprocess, pointed at the test database and broker."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,6 +47,14 @@ class WorkerProcess:
         assert self.proc is not None
         out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
+
+    def kill(self) -> None:
+        """SIGKILL the main process and its pool children: a worker lost with its machine."""
+        assert self.proc is not None
+        for pid in [*self.child_pids(), self.proc.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

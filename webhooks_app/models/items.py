@@ -30,6 +30,9 @@ class EventItem(models.Model):
     error = models.TextField(blank=True)
     error_code = models.CharField(max_length=50, blank=True)
     failure_kind = models.CharField(max_length=20, choices=FailureKind.choices, blank=True)
+    # Seconds the downstream asked us to wait before asking again (429 Retry-After): the next
+    # attempt of the event starts no sooner than the largest of these among its failed items.
+    retry_after = models.FloatField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -53,6 +56,7 @@ class EventItem(models.Model):
         "error",
         "error_code",
         "failure_kind",
+        "retry_after",
         "attempts",
         "updated_at",
     )
@@ -62,6 +66,7 @@ class EventItem(models.Model):
         self.downstream_id = downstream_id
         self.assignee = assignee
         self.error = self.error_code = self.failure_kind = ""
+        self.retry_after = None
         self.attempts += 1
         self.updated_at = timezone.now()
 
@@ -70,6 +75,7 @@ class EventItem(models.Model):
         self.error = error.message
         self.error_code = error.code
         self.failure_kind = error.kind
+        self.retry_after = error.retry_after
         self.attempts += 1
         self.updated_at = timezone.now()
 

@@ -26,6 +26,7 @@ from webhooks_app.models import (
 from webhooks_app.models.events import NEEDS_HUMAN, AttemptOutcome
 from webhooks_app.reporting import report_failure
 from webhooks_app.services.dispatch import DEAD_LETTER_ALERT_TASK, event_dispatch
+from webhooks_app.services.leases import lease_kept
 
 # Where error records say these failures happened: the task that runs them.
 PROCESS_FUNCTION = "webhooks_app.tasks.process_event"
@@ -69,26 +70,23 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
     to process (already claimed or finished: a duplicate or redelivered message)."""
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.MENDHOOK_PROCESSING_LEASE_SECONDS)
-    if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
-        logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
-        return None
-    event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
-    if event.attempts == 1:
-        # The first attempt has no earlier attempt or failed item to tidy up.
-        attempt = ProcessingAttempt.objects.create(
-            event=event, number=1, task_id=task_id, worker=worker, started_at=now
-        )
-    else:
-        with transaction.atomic():
+    # The claim and its delivery-log row commit together: a worker killed between two commits
+    # left an attempt that the delivery log never showed.
+    with transaction.atomic():
+        if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
+            logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
+            return None
+        event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
+        if event.attempts > 1:
             # An attempt still open belonged to a worker that died mid-way.
             event.attempt_log.filter(finished_at__isnull=True).update(
                 outcome=AttemptOutcome.WORKER_LOST, finished_at=now
             )
-            attempt = ProcessingAttempt.objects.create(
-                event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
-            )
             # Retries re-run only what failed; succeeded items are never touched again.
             event.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING)
+        attempt = ProcessingAttempt.objects.create(
+            event=event, number=event.attempts, task_id=task_id, worker=worker, started_at=now
+        )
 
     event_error: ProcessingError | None = None
     result = HandlerResult()
@@ -97,7 +95,9 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
         result = HandlerResult(action_without_items=EventAction.IGNORED)
     else:
         try:
-            result = handler(event)
+            # The heartbeat keeps the short lease alive while the handler runs (services/leases.py).
+            with lease_kept(event_id=event_id, task_id=task_id):
+                result = handler(event)
         except ProcessingError as error:
             report_failure(
                 logger,
@@ -142,7 +142,7 @@ def _event_finish(
     kinds = {i.failure_kind or FailureKind.TRANSIENT for i in failed}
     if event_error is not None:
         kinds.add(event_error.kind)
-    retry_after = event_error.retry_after if event_error else None
+    retry_after = _retry_after(failed, event_error)
     decision = _decide(event, kinds, bool(items), retry_after)
     last_error, last_code = _last_error(failed, event_error)
 
@@ -204,6 +204,14 @@ def _event_finish(
             )
     _after_commit(event, decision, last_error, last_code)
     return decision.status
+
+
+def _retry_after(failed: list[EventItem], event_error: ProcessingError | None) -> float | None:
+    # The longest wait any downstream asked for, whether it answered the event or one item.
+    asked = [i.retry_after for i in failed if i.retry_after is not None]
+    if event_error is not None and event_error.retry_after is not None:
+        asked.append(event_error.retry_after)
+    return max(asked, default=None)
 
 
 def _last_error(failed: list[EventItem], event_error: ProcessingError | None) -> tuple[str, str]:

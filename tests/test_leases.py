@@ -1,0 +1,58 @@
+"""Claims and their leases, against the real database."""
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import IntegrityError
+from django.utils import timezone
+
+from tests.support.signing import matter_payload
+from webhooks_app.models import EventStatus, ProcessingAttempt, Source, WebhookEvent
+from webhooks_app.services.leases import lease_renew
+from webhooks_app.services.processing import event_process
+
+pytestmark = pytest.mark.django_db
+
+
+def make_event(source: Source, **fields: object) -> WebhookEvent:
+    defaults: dict[str, object] = {
+        "organization": source.organization,
+        "source": source,
+        "idempotency_key": uuid.uuid4().hex,
+        "event_type": "matter.stage_changed",
+        "payload": matter_payload(location="miami"),
+        "status": EventStatus.QUEUED,
+    }
+    return WebhookEvent.objects.create(**{**defaults, **fields})
+
+
+def test_it_rolls_the_claim_back_when_its_delivery_log_row_cannot_be_written(source):
+    event = make_event(source)
+    # A log row already numbered 1 makes the attempt's own row fail to insert.
+    ProcessingAttempt.objects.create(event=event, number=1, task_id="t-0", worker="w", started_at=timezone.now())
+
+    with pytest.raises(IntegrityError):
+        event_process(event_id=event.id, task_id="t-1", worker="w:1")
+
+    event.refresh_from_db()
+    assert (event.status, event.attempts, event.claimed_by) == (EventStatus.QUEUED, 0, "")
+
+
+def test_it_renews_the_lease_only_for_the_claim_holder(source):
+    until = timezone.now() + timedelta(seconds=1)
+    event = make_event(source, status=EventStatus.PROCESSING, claimed_by="t-1", claimed_until=until)
+
+    assert lease_renew(event_id=event.id, task_id="t-2", lease_seconds=30) is False
+    event.refresh_from_db()
+    assert event.claimed_until == until
+
+    assert lease_renew(event_id=event.id, task_id="t-1", lease_seconds=30) is True
+    event.refresh_from_db()
+    assert event.claimed_until > timezone.now() + timedelta(seconds=25)
+
+
+def test_it_does_not_renew_a_lease_once_the_attempt_recorded_its_outcome(source):
+    event = make_event(source, status=EventStatus.SUCCEEDED, claimed_by="", claimed_until=None)
+
+    assert lease_renew(event_id=event.id, task_id="t-1", lease_seconds=30) is False
