@@ -15,10 +15,16 @@ from tests.support.worker import purge_queues
 
 @pytest.fixture
 def queues():
+    """Queue lengths while no worker consumes: a session worker started by an earlier test would
+    otherwise take the messages before they are counted. Its consumers come back afterwards."""
+    names = [q.value for q in Queue]
+    paused = [name for name in names if app.control.cancel_consumer(name, reply=True, timeout=2)]
     purge_queues()
     client = redis.Redis.from_url(settings.REDIS_URL)
     yield lambda: {q.value: int(client.llen(q.value)) for q in Queue}
     purge_queues()
+    for name in paused:
+        app.control.add_consumer(name, reply=True, timeout=2)
 
 
 def test_every_task_has_a_queue_from_the_enum():

@@ -7,6 +7,7 @@ import uuid
 import httpx
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from webhooks_app.models import WebhookEvent
 from webhooks_app.reporting import report_failure
@@ -15,10 +16,24 @@ from webhooks_app.services import dispatch, processing
 logger = logging.getLogger(__name__)
 
 
-@shared_task(bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    # Only for the database being unreachable: the message would otherwise be acknowledged as
+    # failed and its event left `queued` until the healer noticed. The retry keeps the task id,
+    # so a claim taken just before the connection dropped is this message's to resume.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=40,
+)
 def process_event(self: Task[[str], str | None], event_id: str) -> str | None:
-    # No autoretry here: retries are scheduled by the service as new messages with their delay
-    # recorded in the database, so they survive broker restarts and show in the delivery log.
+    # Processing outcomes are not retried here: the service schedules them as new messages with
+    # their delay recorded in the database, so they survive broker restarts and show in the
+    # delivery log.
     worker = f"{self.request.hostname or 'worker'}:{os.getpid()}"
     status = processing.event_process(event_id=uuid.UUID(event_id), task_id=str(self.request.id), worker=worker)
     return str(status) if status else None
