@@ -111,8 +111,6 @@ IN_FLIGHT = statuses_in(StatusGroup.IN_FLIGHT)
 RETRY_PENDING = statuses_in(StatusGroup.RETRY_PENDING)
 NEEDS_HUMAN = statuses_in(StatusGroup.NEEDS_HUMAN)
 DONE = statuses_in(StatusGroup.DONE)
-# The name older readers use for the needs-a-human group.
-NEEDS_ATTENTION = NEEDS_HUMAN
 # The failures a person may act on: everything that needs one, and a scheduled retry they may
 # pull forward or settle themselves.
 ACTIONABLE = (*NEEDS_HUMAN, *RETRY_PENDING)
