@@ -35,7 +35,9 @@ class Figures:
 
     @property
     def passed(self) -> bool:
-        return not (
+        # Every event the run sends is valid and signed: a rejection is a failure too.
+        everything_accepted = self.accepted == self.sent and not self.rejected
+        return everything_accepted and not (
             self.lost or self.missing_items or self.duplicates or self.stuck or self.unlogged_attempts or self.gave_up
         )
 

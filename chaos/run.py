@@ -51,6 +51,8 @@ class Run:
         self.platform: Platform | None = None
         self._t0 = time.monotonic()
         self._supervisor: threading.Thread | None = None
+        # One key for every process of the run: it also derives the key of secrets at rest.
+        self.secret_key = secrets.token_urlsafe(50)
 
     def env(self) -> dict[str, str]:
         return {
@@ -59,7 +61,7 @@ class Run:
             "DATABASE_URL": self.postgres.url,
             "REDIS_URL": self.redis.url,
             "CELERY_BROKER_URL": self.redis.url,
-            "SECRET_KEY": secrets.token_urlsafe(50),
+            "SECRET_KEY": self.secret_key,
             # Its own gunicorn on loopback, over plain HTTP.
             "PLAIN_HTTP": "true",
             "MENDHOOK_VAR_DIR": str(self.root / "var"),
