@@ -142,9 +142,9 @@ def main(argv: Sequence[str]) -> int:
 
 
 def million_rows(args: argparse.Namespace, million_url: str, checks: list[str], notes: list[str]) -> list[report.Row]:
-    from bench import million
+    from bench import million, million_seed
 
-    note = million.prepare(reseed=args.reseed, max_age=datetime.timedelta(hours=args.million_max_age), log=log)
+    note = million_seed.prepare(reseed=args.reseed, max_age=datetime.timedelta(hours=args.million_max_age), log=log)
     figures = million.measure(
         database_url=million_url, warmup=args.million_warmup, samples=args.million_samples, note=note, log=log
     )

@@ -15,7 +15,13 @@ from django.utils.html import format_html
 
 from ops_app.acts import Act, acts_for
 from ops_app.admin_act_flow import ActAdminMixin
-from ops_app.admin_lists import ErrorCodeFilter, EstimatedCountPaginator, EventTypeFilter, ReceivedFilter
+from ops_app.admin_lists import (
+    ErrorCodeFilter,
+    EstimatedCountPaginator,
+    EventTypeFilter,
+    ReceivedFilter,
+    StatusGroupFilter,
+)
 from ops_app.event_pages import IN_FLIGHT, cause_hints, failure_rows, ledger_counts
 from ops_app.models import AuditAct, AuditEntry
 from webhooks_app.admin_base import ReadOnlyMixin
@@ -78,7 +84,7 @@ class WebhookEventAdmin(ReadOnlyMixin, ActAdminMixin):
         "attempts",
         "last_error_code",
     ]
-    list_filter = ["status", "action", "source", EventTypeFilter, ErrorCodeFilter, ReceivedFilter]
+    list_filter = [StatusGroupFilter, "status", "action", "source", EventTypeFilter, ErrorCodeFilter, ReceivedFilter]
     search_fields = ["=idempotency_key", "=entity_id", "last_error"]
     search_help_text = "Exact idempotency key or entity id, or words of the last error."
     list_select_related = ["source"]

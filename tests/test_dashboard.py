@@ -158,6 +158,15 @@ def test_the_cards_the_events_list_and_the_rest_api_give_the_same_numbers(ops, h
     assert summary["completed"] == listed["succeeded"] + listed["manually_resolved"] == 2
     parts = ("completed", "failed", "deadLetter", "retryPending", "pending")
     assert sum(summary[k] for k in parts) == summary["total"] == sum(listed.values()) == len(history)
+    # The list's status-group filter is the same partition.
+    by_group = {
+        group: len(listed_ids(ops.get(f"/admin/webhooks_app/webhookevent/?group={group}")))
+        for group in ("waiting", "in_flight", "retry_pending", "needs_human", "done")
+    }
+    assert by_group["needs_human"] == summary["failed"] + summary["deadLetter"]
+    assert by_group["retry_pending"] == summary["retryPending"]
+    assert by_group["done"] == summary["completed"]
+    assert by_group["waiting"] + by_group["in_flight"] == summary["pending"]
 
 
 def test_the_critical_errors_count_links_to_the_unresolved_critical_groups(ops):
