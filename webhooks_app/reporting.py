@@ -8,9 +8,22 @@ same line. The attribute names are that handler's contract.
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
-from webhooks_app.models import WebhookEvent
+
+class _Source(Protocol):
+    slug: str
+
+
+class ReportedEvent(Protocol):
+    """What a report reads of an event (a WebhookEvent); a protocol, so the models can report
+    too without an import cycle."""
+
+    id: uuid.UUID
+    organization_id: int
+
+    @property
+    def source(self) -> _Source: ...
 
 
 def report_failure(
@@ -20,8 +33,9 @@ def report_failure(
     level: int = logging.WARNING,
     function: str,
     action: str,
-    event: WebhookEvent | None = None,
+    event: ReportedEvent | None = None,
     event_id: uuid.UUID | str | None = None,
+    organization_id: int | None = None,
     error_code: str = "",
     payload: Any = None,
     with_source: bool = False,
@@ -31,9 +45,10 @@ def report_failure(
     """Log `message % args` at `level` as a failure of `function` doing `action`.
 
     `event` (or only its id when the row is not at hand) ties the record to the event and its
-    organization; `payload` is kept with the record as the request that failed; `with_source`
-    adds the source's slug (one more attribute for alerts); `error_record=False` keeps the line
-    out of the error records (it repeats one already recorded).
+    organization (`organization_id` alone when there is no event); `payload` is kept with the
+    record as the request that failed; `with_source` adds the source's slug (one more attribute
+    for alerts); `error_record=False` keeps the line out of the error records (it repeats one
+    already recorded).
     """
     extra: dict[str, Any] = {"function": function, "action": action}
     if event is not None:
@@ -42,6 +57,8 @@ def report_failure(
             extra["source"] = event.source.slug
     elif event_id is not None:
         extra["event_id"] = str(event_id)
+    if organization_id is not None and "organization_id" not in extra:
+        extra["organization_id"] = organization_id
     if error_code:
         extra["error_code"] = str(error_code)
     if payload is not None:

@@ -127,6 +127,12 @@ class EventAction(models.TextChoices):
 
 
 class WebhookEventQuerySet(models.QuerySet["WebhookEvent"]):
+    def renew_claim(self, *, event_id: uuid.UUID, task_id: str, lease_until: datetime) -> bool:
+        """Extend the lease of a claim `task_id` still holds (no status move). False: the claim
+        was taken over or released."""
+        held = self.filter(id=event_id, status=EventStatus.PROCESSING, claimed_by=task_id)
+        return held.update(claimed_until=lease_until) == 1
+
     def claim(self, *, event_id: uuid.UUID, task_id: str, now: datetime, lease_until: datetime) -> bool:
         """Take the event for one processing attempt. Exactly one caller wins.
 

@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_datetime
 
 from webhooks_app.encryption import SecretUnreadable, secret_decrypt, secret_encrypt
 from webhooks_app.errors import ErrorCode
+from webhooks_app.reporting import report_failure
 
 logger = logging.getLogger(__name__)
 
@@ -169,11 +170,16 @@ class Source(models.Model):
                 valid.append(secret_decrypt(entry.ciphertext))
             except SecretUnreadable:
                 # A key was dropped before reencrypt_secrets ran; the rest may still verify.
-                logger.error(
+                report_failure(
+                    logger,
                     "signing secret %s of source %s is unreadable with the configured keys",
                     entry.hint,
                     self.slug,
-                    extra={"error_code": ErrorCode.SECRET_UNREADABLE},
+                    level=logging.ERROR,
+                    function="webhooks_app.models.sources.Source.signing_secrets_valid",
+                    action="decrypt_secret",
+                    error_code=ErrorCode.SECRET_UNREADABLE,
+                    organization_id=self.organization_id,
                 )
         return valid
 

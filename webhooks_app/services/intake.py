@@ -11,6 +11,7 @@ from django.db import DataError, IntegrityError, transaction
 from webhooks_app.errors import ErrorCode
 from webhooks_app.json_bodies import UNSTORABLE, payload_storable, text_storable
 from webhooks_app.models import EventStatus, Source, SourceKind, WebhookEvent
+from webhooks_app.reporting import report_failure
 from webhooks_app.services.dispatch import event_publish_new
 
 logger = logging.getLogger(__name__)
@@ -125,16 +126,15 @@ def event_receive(
             raise
         return Received(event=existing, duplicate=True)
     except DataError as exc:
-        logger.warning(
+        report_failure(
+            logger,
             "intake could not store an event from source %s: %s",
             source.slug,
             exc,
-            extra={
-                "function": "webhooks_app.services.intake.event_receive",
-                "action": "intake",
-                "error_code": ErrorCode.VALIDATION,
-                "organization_id": source.organization_id,
-            },
+            function="webhooks_app.services.intake.event_receive",
+            action="intake",
+            error_code=ErrorCode.VALIDATION,
+            organization_id=source.organization_id,
         )
         raise UnstorableEvent(f"the database cannot store this payload: {str(exc).splitlines()[0]}") from None
     return Received(event=event, duplicate=False)

@@ -17,7 +17,8 @@ from django.conf import settings
 from django.db import DatabaseError, connections
 from django.utils import timezone
 
-from webhooks_app.models import EventStatus, WebhookEvent
+from webhooks_app.models import WebhookEvent
+from webhooks_app.reporting import report_failure
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +26,7 @@ logger = logging.getLogger(__name__)
 def lease_renew(*, event_id: uuid.UUID, task_id: str, lease_seconds: float) -> bool:
     """Extend the claim if this task still holds it. False means the claim was lost."""
     until = timezone.now() + timedelta(seconds=lease_seconds)
-    renewed = WebhookEvent.objects.filter(id=event_id, status=EventStatus.PROCESSING, claimed_by=task_id).update(
-        claimed_until=until
-    )
-    return renewed == 1
+    return WebhookEvent.objects.renew_claim(event_id=event_id, task_id=task_id, lease_until=until)
 
 
 class LeaseHeartbeat(threading.Thread):
@@ -57,15 +55,14 @@ class LeaseHeartbeat(threading.Thread):
                     # The outcome will not be recorded: the conditional UPDATE that records it
                     # finds another claim holder and closes this attempt as claim_lost.
                     self.lost.set()
-                    logger.warning(
+                    report_failure(
+                        logger,
                         "event %s: claim of task %s was taken over while it ran",
                         self.event_id,
                         self.task_id,
-                        extra={
-                            "event_id": str(self.event_id),
-                            "function": "webhooks_app.services.leases.LeaseHeartbeat",
-                            "action": "renew_lease",
-                        },
+                        event_id=self.event_id,
+                        function="webhooks_app.services.leases.LeaseHeartbeat",
+                        action="renew_lease",
                     )
                     return
         finally:
