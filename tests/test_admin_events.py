@@ -11,15 +11,8 @@ from django.utils import timezone
 
 from ops_app import admin_lists as events_admin
 from tests.factories import AuditEntryFactory
-from tests.support.admin import (
-    CHANGELIST,
-    act_url,
-    change_url,
-    event_with_ledger,
-    listed_ids,
-    many_events,
-)
-from tests.test_beat_jobs import make_event
+from tests.support.admin import CHANGELIST, act_url, change_url, listed_ids
+from tests.support.events import event_with_ledger, make_event, many_events
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import EventItem, EventStatus, ItemStatus, WebhookEvent
 

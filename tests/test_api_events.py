@@ -8,28 +8,10 @@ from django.utils import timezone
 
 from ops_app.models import AuditEntry
 from tests.factories import SourceFactory
-from tests.test_api_auth import Api, api_for
-from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, ItemStatus, ProcessingAttempt, WebhookEvent
+from tests.support.events import make_event, with_items
+from webhooks_app.models import EventStatus, ProcessingAttempt
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api(organization) -> Api:
-    return api_for(organization)
-
-
-def with_items(event: WebhookEvent, *statuses: str) -> WebhookEvent:
-    for number, status in enumerate(statuses, start=1):
-        event.items.create(
-            number=number,
-            title=f"Task {number}",
-            idempotency_key=f"{event.id}:{number}",
-            status=status,
-            error_code="ERR_ASSIGNEE_NO_CSC" if status == ItemStatus.FAILED else "",
-        )
-    return event
 
 
 # --- Failures and dead letters ------------------------------------------------------------------

@@ -6,7 +6,7 @@ import uuid
 import pytest
 
 from ops_app.models import AuditEntry
-from tests.test_beat_jobs import make_event
+from tests.support.events import make_event
 from webhooks_app.models import EventAction, EventStatus, ItemStatus
 from webhooks_app.services.operations import Actor, OperationError, event_resolve, event_retry_failed
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.conftest import settle, wait_for
 from tests.support.fake_http import Fault
 from tests.support.signing import encode, matter_payload, standard_headers
+from tests.support.waiting import settle, wait_for
 from webhooks_app.models import (
     AssigneeRule,
     EventAction,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.test_beat_jobs import make_event
+from tests.support.events import make_event
 from webhooks_app.errors import ErrorCode, ProcessingError
 from webhooks_app.handlers.task_generation import AssigneeDirectory
 from webhooks_app.models import AssigneeRule, EventStatus, LocalTask
