@@ -1,4 +1,3 @@
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -6,58 +5,17 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db import connection
 from django.test import Client
 
 from config.queues import Queue
 from localdev import demo
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
+from tests.support.api import Api, api_for
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.signing import encode, standard_headers
-from tests.support.worker import WorkerProcess, purge_queues
-from webhooks_app.models import ConnectorKind, EventStatus, Organization, Source, WebhookEvent
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, message: str = "") -> Any:
-    """Poll until predicate() is truthy; fail the test with `message` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
-
-
-# Where an event rests after an attempt: done, waiting for a person, or waiting for its retry.
-SETTLED = {
-    EventStatus.SUCCEEDED,
-    EventStatus.PARTIAL_FAILURE,
-    EventStatus.FAILED,
-    EventStatus.DEAD_LETTER,
-    EventStatus.RETRY_SCHEDULED,
-}
-
-
-def settle(event_id: Any, statuses: set[EventStatus] = SETTLED, timeout: float = 30.0) -> WebhookEvent:
-    """Wait for the real worker to bring the event to one of `statuses`; return it fresh."""
-
-    def done() -> WebhookEvent | None:
-        event = WebhookEvent.objects.get(id=event_id)
-        return event if event.status in statuses else None
-
-    return wait_for(done, timeout=timeout, message=f"event {event_id} to reach {sorted(statuses)}")
-
-
-def clean_redis() -> None:
-    """Remove the keys tests create in the test Redis database, and nothing else."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    purge_queues()
-    for pattern in ("unacked*", "_kombu.binding.*", "mendhook:*"):
-        keys = list(client.scan_iter(match=pattern))
-        if keys:
-            client.delete(*keys)
+from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
+from webhooks_app.models import ConnectorKind, Organization, Source
 
 
 @pytest.fixture
@@ -120,18 +78,6 @@ def sentry_receiver() -> Iterator[Recorder]:
     server = Recorder().start()
     yield server
     server.stop()
-
-
-def worker_env(**overrides: str) -> dict[str, str]:
-    db = connection.settings_dict
-    base = {
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": "test-only-insecure-key",
-        "CONNECTOR_HTTP_TIMEOUT_SECONDS": "1",
-        "LOG_LEVEL": "INFO",
-    }
-    return {**base, **overrides}
 
 
 @pytest.fixture(scope="session")
@@ -203,3 +149,29 @@ def ops(ops_group) -> Client:
 def viewer(db) -> Client:
     """Staff who may look at events but not act on them."""
     return login(make_user("viewer.vic", perms=("webhooks_app.view_webhookevent", "webhooks_app.view_eventitem")))
+
+
+# --- The REST API -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def api(organization: Organization) -> Api:
+    """An API client holding a key of `organization`."""
+    return api_for(organization)
+
+
+@pytest.fixture
+def fresh_api_cache() -> Iterator[None]:
+    """Throttle counters and cached figures live in Redis under mendhook:api:*; a new test
+    database reuses key ids, so old counters must not leak into this test. Modules whose figures
+    or throttles depend on it request it with `pytestmark`."""
+
+    def forget() -> None:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter(match="mendhook:api:*"))
+        if keys:
+            client.delete(*keys)
+
+    forget()
+    yield
+    forget()

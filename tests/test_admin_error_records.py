@@ -5,16 +5,11 @@ from django.urls import reverse
 
 from ops_app.errors import record_error
 from ops_app.models import AuditEntry, ErrorRecord
-from tests.support.admin import login, make_user, ops_staff_group_ensure
+from tests.support.admin import login, make_user
 
 pytestmark = pytest.mark.django_db
 
 CHANGELIST = "/admin/ops_app/errorrecord/"
-
-
-@pytest.fixture
-def ops(db):
-    return login(make_user("ops.anna", group=ops_staff_group_ensure()))
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ from tests.support.admin import (
     OPS_STAFF,
     act_url,
     change_url,
-    event_with_ledger,
     listed_ids,
     login,
     make_user,
-    many_events,
     ops_staff_group_ensure,
 )
+from tests.support.events import event_with_ledger, many_events
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import EventStatus, ItemStatus, WebhookEvent
 

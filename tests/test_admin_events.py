@@ -10,16 +10,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from ops_app import admin_lists as events_admin
-from tests.factories import AuditEntryFactory
-from tests.support.admin import (
-    CHANGELIST,
-    act_url,
-    change_url,
-    event_with_ledger,
-    listed_ids,
-    many_events,
-)
-from tests.test_beat_jobs import make_event
+from tests.factories import AuditEntryFactory, ProcessingAttemptFactory
+from tests.support.admin import CHANGELIST, act_url, change_url, listed_ids
+from tests.support.events import event_with_ledger, make_event, many_events
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import EventItem, EventStatus, ItemStatus, WebhookEvent
 
@@ -123,8 +116,8 @@ def test_the_event_page_explains_the_failure_in_one_screen(ops, source):
     WebhookEvent.objects.filter(id=event.id).update(
         failure_details=[i.failure_detail() for i in event.items.filter(status=ItemStatus.FAILED)]
     )
-    event.attempt_log.create(
-        number=1, task_id="t-1", worker="w:1", started_at=timezone.now(), outcome="partial_failure"
+    ProcessingAttemptFactory(
+        event=event, number=1, task_id="t-1", worker="w:1", started_at=timezone.now(), outcome="partial_failure"
     )
     AuditEntryFactory(target=event, actor_label="ops.bob", note="tried once")
 

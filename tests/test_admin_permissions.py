@@ -22,7 +22,8 @@ from django_celery_beat.models import ClockedSchedule, CrontabSchedule, Interval
 
 from ops_app.errors import record_error
 from tests.factories import SourceFactory
-from tests.support.admin import event_with_ledger, login, make_user, ops_staff_group_ensure
+from tests.support.admin import login, make_user, ops_staff_group_ensure
+from tests.support.events import event_with_ledger
 from tests.support.signing import encode, matter_payload, standard_headers
 from webhooks_app.connectors import TaskSpec
 from webhooks_app.connectors.local import LocalConnector

@@ -1,17 +1,11 @@
-"""Who may call the REST API: API keys (hashed, revocable, shown once), staff sessions, throttles.
-
-The small helpers at the top are shared by the other tests/test_api_*.py modules.
-"""
+"""Who may call the REST API: API keys (hashed, revocable, shown once), staff sessions, throttles."""
 
 import hashlib
 import io
 import re
-from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
 
 import pytest
-import redis
 from django.conf import settings
 from django.contrib.auth.models import Permission, User
 from django.core.management import CommandError, call_command
@@ -19,53 +13,11 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from ops_app.models import ApiKey
-from tests.factories import OrganizationFactory, SourceFactory
-from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, Organization, Source
+from tests.support.api import Api, api_for, other_org_source
+from tests.support.events import make_event
+from webhooks_app.models import EventStatus
 
-pytestmark = pytest.mark.django_db
-
-
-# --- Shared helpers -----------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def fresh_api_cache() -> Iterator[None]:
-    """Throttle counters and cached figures live in Redis under mendhook:api:*; a new test
-    database reuses key ids, so old counters must not leak into this test."""
-
-    def forget() -> None:
-        client = redis.Redis.from_url(settings.REDIS_URL)
-        keys = list(client.scan_iter(match="mendhook:api:*"))
-        if keys:
-            client.delete(*keys)
-
-    forget()
-    yield
-    forget()
-
-
-class Api:
-    """A client that sends one API key, and answers parsed JSON."""
-
-    def __init__(self, raw_key: str | None, client: Client | None = None):
-        self.client = client or Client()
-        self.headers = {"Authorization": f"Bearer {raw_key}"} if raw_key else {}
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.client.get(f"/api/v1/{path}", params, headers=self.headers)
-
-    def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
-        return self.client.post(f"/api/v1/{path}", body or {}, content_type="application/json", headers=self.headers)
-
-
-def api_for(organization: Organization) -> Api:
-    _, raw_key = ApiKey.issue(organization=organization, name="test")
-    return Api(raw_key)
-
-
-def other_org_source() -> Source:
-    return SourceFactory(organization=OrganizationFactory())
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_api_cache")]
 
 
 # --- Keys ---------------------------------------------------------------------------------------

@@ -7,29 +7,11 @@ import pytest
 from django.utils import timezone
 
 from ops_app.models import AuditEntry
-from tests.factories import SourceFactory
-from tests.test_api_auth import Api, api_for
-from tests.test_beat_jobs import make_event
-from webhooks_app.models import EventStatus, ItemStatus, ProcessingAttempt, WebhookEvent
+from tests.factories import ProcessingAttemptFactory, SourceFactory
+from tests.support.events import make_event, with_items
+from webhooks_app.models import EventStatus
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api(organization) -> Api:
-    return api_for(organization)
-
-
-def with_items(event: WebhookEvent, *statuses: str) -> WebhookEvent:
-    for number, status in enumerate(statuses, start=1):
-        event.items.create(
-            number=number,
-            title=f"Task {number}",
-            idempotency_key=f"{event.id}:{number}",
-            status=status,
-            error_code="ERR_ASSIGNEE_NO_CSC" if status == ItemStatus.FAILED else "",
-        )
-    return event
 
 
 # --- Failures and dead letters ------------------------------------------------------------------
@@ -73,8 +55,8 @@ def test_a_failure_carries_the_seed_fields(source, api):
         last_attempt_at=timezone.now(),
     )
     for number in (1, 2, 3):
-        ProcessingAttempt.objects.create(
-            event=event, number=number, task_id=f"task-{number}", worker="w:1", started_at=timezone.now()
+        ProcessingAttemptFactory(
+            event=event, number=number, task_id=f"task-{number}", worker="w:1", started_at=timezone.now(), outcome=""
         )
 
     (failure,) = api.get("failures").json()["failures"]
@@ -146,7 +128,7 @@ def test_a_bad_parameter_is_a_400_in_the_one_error_shape(api, path, params, fiel
 
 def test_an_event_comes_with_its_items_attempts_and_audit_trail(source, api, broker):
     event = with_items(make_event(source, status=EventStatus.PARTIAL_FAILURE), "succeeded", "failed")
-    ProcessingAttempt.objects.create(
+    ProcessingAttemptFactory(
         event=event, number=1, task_id="t-1", worker="w:1", started_at=timezone.now(), outcome="partial_failure"
     )
     api.post(f"events/{event.id}/resolve", {"note": "created task 2 by hand"})

@@ -10,9 +10,8 @@ from drf_spectacular.generators import SchemaGenerator
 
 from ops_app.models import AuditEntry, Replay
 from ops_app.replays import replay_run_batch
-from tests.test_api_auth import api_for, other_org_source
-from tests.test_api_events import with_items
-from tests.test_beat_jobs import make_event
+from tests.support.api import api_for, other_org_source
+from tests.support.events import make_event, with_items
 from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = pytest.mark.django_db

@@ -14,14 +14,14 @@ from kombu.utils.json import dumps
 
 from config.celery_app import app
 from ops_app.queue_health import worker_snapshot_forget
-from tests.conftest import wait_for
+from tests.support.api import api_for
+from tests.support.events import make_event
 from tests.support.signing import matter_payload
+from tests.support.waiting import wait_for
 from tests.support.worker import purge_queues
-from tests.test_api_auth import api_for, fresh_api_cache  # noqa: F401 - autouse fixture
-from tests.test_beat_jobs import make_event
 from webhooks_app.models import EventStatus, WebhookEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_api_cache")]
 
 
 def queue(body, name):

@@ -9,20 +9,13 @@ from django.utils import timezone
 from config.publishing import publish
 from ops_app.models import AuditEntry, Replay, ReplayStatus
 from ops_app.replays import REPLAY_STALLED_SECONDS, replay_run_batch, replays_stalled
-from tests.conftest import wait_for
 from tests.factories import ReplayFactory, SourceFactory
+from tests.support.events import make_event, with_items
 from tests.support.signing import matter_payload
-from tests.test_api_auth import Api, api_for
-from tests.test_api_events import with_items
-from tests.test_beat_jobs import make_event
+from tests.support.waiting import wait_for
 from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def api(organization) -> Api:
-    return api_for(organization)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from schemathesis.specs.openapi import checks
 
 from config.wsgi import application
 from ops_app.models import ApiKey
-from tests.test_api_auth import Api, api_for, fresh_api_cache  # noqa: F401 - autouse fixture
-from tests.test_api_events import with_items
-from tests.test_beat_jobs import make_event
+from tests.support.events import make_event, with_items
 from webhooks_app.models import EventStatus
+
+pytestmark = pytest.mark.usefixtures("fresh_api_cache")
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "docs" / "openapi.yaml"
 REGENERATE = "python manage.py spectacular --file docs/openapi.yaml --validate"

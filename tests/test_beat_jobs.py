@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from config.beat import BEAT_SCHEDULE
 from config.celery_app import app
-from tests.support.signing import matter_payload
+from tests.support.events import make_event
 from webhooks_app.models import EventAction, EventStatus, LocalTask, WebhookEvent
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import (
@@ -20,17 +20,6 @@ from webhooks_app.services.dispatch import (
 from webhooks_app.services.processing import event_process
 
 pytestmark = pytest.mark.django_db
-
-
-def make_event(source, **fields) -> WebhookEvent:
-    defaults = {
-        "organization": source.organization,
-        "source": source,
-        "idempotency_key": uuid.uuid4().hex,
-        "event_type": "matter.stage_changed",
-        "payload": matter_payload(location="miami"),
-    }
-    return WebhookEvent.objects.create(**{**defaults, **fields})
 
 
 def test_the_sweeper_publishes_events_left_received_and_marks_them_queued(source, broker):

@@ -7,8 +7,9 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTa
 
 from config.beat import BEAT_SCHEDULE
 from ops_app.beat_sync import beat_schedule_sync
-from tests.conftest import wait_for, worker_env
 from tests.support.processes import start_beat
+from tests.support.waiting import wait_for
+from tests.support.worker import worker_env
 
 
 def entry(task: str = "webhooks_app.tasks.heal_stuck_events", every: float = 60.0, expires: float = 55.0) -> Any:

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from standardwebhooks.webhooks import Webhook
 
-from tests.conftest import clean_redis
+from tests.support.worker import clean_redis
 from webhooks_app.models import (
     AssigneeRule,
     ConnectorKind,

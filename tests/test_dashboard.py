@@ -12,13 +12,13 @@ from ops_app import selectors
 from ops_app.dashboard import daily_chart, nice_ceiling
 from ops_app.errors import record_error
 from ops_app.models import ErrorRecord
-from tests.support.admin import event_with_ledger, listed_ids, login, make_user, ops_staff_group_ensure
-from tests.test_api_auth import api_for, fresh_api_cache  # noqa: F401 - autouse fixture
-from tests.test_beat_jobs import make_event
+from tests.support.admin import listed_ids, login, make_user
+from tests.support.api import api_for
+from tests.support.events import event_with_ledger, make_event
 from webhooks_app.errors import FailureKind
 from webhooks_app.models import EventAction, EventStatus, WebhookEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_api_cache")]
 
 
 def days_ago(days: float):
@@ -101,11 +101,6 @@ def test_unresolved_error_groups_come_most_severe_first():
     record_error(function="c", message="e", severity="error")
 
     assert [r.severity for r in selectors.error_groups_unresolved()] == ["critical", "error", "warning"]
-
-
-@pytest.fixture
-def ops(db):
-    return login(make_user("ops.anna", group=ops_staff_group_ensure()))
 
 
 def card(page: str, key: str) -> tuple[int, str]:

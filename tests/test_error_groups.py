@@ -8,8 +8,8 @@ from config.publishing import publish
 from ops_app.acts.error_groups import error_groups_resolve_settled
 from ops_app.errors import record_error
 from ops_app.models import AuditEntry, ErrorRecord
-from tests.conftest import wait_for
-from tests.test_beat_jobs import make_event
+from tests.support.events import make_event
+from tests.support.waiting import wait_for
 from webhooks_app.models import EventStatus, WebhookEvent
 
 TASK = "webhooks_app.tasks.process_event"

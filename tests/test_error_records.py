@@ -16,8 +16,8 @@ from ops_app.acts.error_groups import RESOLVE_ERROR_GROUP
 from ops_app.error_grouping import fingerprint, normalize_message
 from ops_app.errors import ErrorRecordHandler, record_error
 from ops_app.models import AuditEntry, ErrorRecord
-from tests.conftest import wait_for
 from tests.support.signing import matter_payload
+from tests.support.waiting import wait_for
 from webhooks_app.models import EventStatus, WebhookEvent
 from webhooks_app.services.operations import Actor
 from webhooks_app.tasks import process_event

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ops_app import error_store
 from ops_app.models import ErrorRecord
-from tests.test_beat_jobs import make_event
+from tests.support.events import make_event
 from webhooks_app.errors import ErrorCode
 from webhooks_app.models import EventAction, EventStatus, WebhookEvent
 from webhooks_app.models.events import (

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.conftest import wait_for, worker_env
 from tests.support.processes import ManagedProcess, free_port, wait_port
 from tests.support.signing import matter_payload
+from tests.support.waiting import wait_for
+from tests.support.worker import worker_env
 from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = [pytest.mark.integration]

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.conftest import worker_env
 from tests.support.processes import ROOT, start_gunicorn
+from tests.support.worker import worker_env
 
 MIB = 1024 * 1024
 

@@ -1,36 +1,24 @@
 """Claims and their leases, against the real database."""
 
-import uuid
 from datetime import timedelta
 
 import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from tests.support.signing import matter_payload
-from webhooks_app.models import EventStatus, ProcessingAttempt, Source, WebhookEvent
+from tests.factories import ProcessingAttemptFactory
+from tests.support.events import make_event
+from webhooks_app.models import EventStatus
 from webhooks_app.services.leases import lease_renew
 from webhooks_app.services.processing import event_process
 
 pytestmark = pytest.mark.django_db
 
 
-def make_event(source: Source, **fields: object) -> WebhookEvent:
-    defaults: dict[str, object] = {
-        "organization": source.organization,
-        "source": source,
-        "idempotency_key": uuid.uuid4().hex,
-        "event_type": "matter.stage_changed",
-        "payload": matter_payload(location="miami"),
-        "status": EventStatus.QUEUED,
-    }
-    return WebhookEvent.objects.create(**{**defaults, **fields})
-
-
 def test_it_rolls_the_claim_back_when_its_delivery_log_row_cannot_be_written(source):
-    event = make_event(source)
+    event = make_event(source, status=EventStatus.QUEUED)
     # A log row already numbered 1 makes the attempt's own row fail to insert.
-    ProcessingAttempt.objects.create(event=event, number=1, task_id="t-0", worker="w", started_at=timezone.now())
+    ProcessingAttemptFactory(event=event, number=1, task_id="t-0", worker="w", started_at=timezone.now(), outcome="")
 
     with pytest.raises(IntegrityError):
         event_process(event_id=event.id, task_id="t-1", worker="w:1")

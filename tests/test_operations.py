@@ -6,7 +6,8 @@ import uuid
 import pytest
 
 from ops_app.models import AuditEntry
-from tests.test_beat_jobs import make_event
+from tests.factories import EventItemFactory
+from tests.support.events import make_event
 from webhooks_app.models import EventAction, EventStatus, ItemStatus
 from webhooks_app.services.operations import Actor, OperationError, event_resolve, event_retry_failed
 
@@ -51,14 +52,14 @@ def test_resolving_an_event_that_needs_nothing_is_refused(source, status):
 
 def test_retrying_an_event_whose_items_all_succeeded_is_refused(source):
     event = make_event(source, status=EventStatus.PARTIAL_FAILURE)
-    event.items.create(number=1, title="t", idempotency_key=f"{event.id}:1", status=ItemStatus.SUCCEEDED)
+    EventItemFactory(event=event, number=1, title="t", idempotency_key=f"{event.id}:1", status=ItemStatus.SUCCEEDED)
     with pytest.raises(OperationError, match="already succeeded"):
         event_retry_failed(event_id=event.id, actor=ANNA)
 
 
 def test_requeueing_a_dead_letter_queues_it(source, broker, django_capture_on_commit_callbacks):
     event = make_event(source, status=EventStatus.DEAD_LETTER, round_attempts=3)
-    event.items.create(number=1, title="t", idempotency_key=f"{event.id}:1", status=ItemStatus.FAILED)
+    EventItemFactory(event=event, number=1, title="t", idempotency_key=f"{event.id}:1", status=ItemStatus.FAILED)
 
     with django_capture_on_commit_callbacks(execute=True):
         change = event_retry_failed(event_id=event.id, actor=ANNA)

@@ -3,10 +3,10 @@
 import pytest
 from django.db import connection
 
-from tests.conftest import wait_for, worker_env
 from tests.support.processes import PrivateRedis, free_port, start_beat, start_gunicorn
 from tests.support.signing import encode, matter_payload, standard_headers
-from tests.support.worker import WorkerProcess
+from tests.support.waiting import wait_for
+from tests.support.worker import WorkerProcess, worker_env
 from webhooks_app.models import EventStatus, LocalTask, WebhookEvent
 
 pytestmark = [pytest.mark.integration]

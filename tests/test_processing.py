@@ -10,16 +10,16 @@ import httpx
 import pytest
 from django.utils import timezone
 
-from tests.conftest import settle, wait_for
+from tests.factories import AssigneeRuleFactory, TaskTemplateFactory
 from tests.support.fake_http import Fault
 from tests.support.signing import encode, matter_payload, standard_headers
+from tests.support.waiting import settle, wait_for
 from webhooks_app.models import (
     AssigneeRule,
     EventAction,
     EventStatus,
     ItemStatus,
     LocalTask,
-    TaskTemplate,
     WebhookEvent,
 )
 from webhooks_app.models.events import AttemptOutcome
@@ -96,7 +96,7 @@ def test_fix_then_retry_creates_only_the_missing_task(worker, source, post_webho
     assert event.status == EventStatus.RETRY_SCHEDULED
     first_ids = set(event.items.filter(status=ItemStatus.SUCCEEDED).values_list("downstream_id", flat=True))
 
-    AssigneeRule.objects.create(organization=source.organization, role="csc", location="naples", assignee="csc.lee")
+    AssigneeRuleFactory(organization=source.organization, role="csc", location="naples", assignee="csc.lee")
     WebhookEvent.objects.filter(id=event.id).update(next_retry_at=timezone.now() - timedelta(seconds=1))
     assert retries_dispatch_due() == 1  # what beat runs every few seconds
 
@@ -116,14 +116,14 @@ def test_fix_then_retry_creates_only_the_missing_task(worker, source, post_webho
 
 
 def test_a_person_can_retry_a_partial_failure_after_fixing_the_cause(worker, source, post_webhook):
-    TaskTemplate.objects.create(
+    TaskTemplateFactory(
         organization=source.organization, stage="consultation", task_number=11, title="Notarize", assignee_role="notary"
     )
     event = settle(send(post_webhook, source, location="miami"))
     assert event.status == EventStatus.PARTIAL_FAILURE
     assert event.failure_details[0]["error_code"] == "ERR_ASSIGNEE_NOT_FOUND"
 
-    AssigneeRule.objects.create(organization=source.organization, role="notary", location="*", assignee="n.one")
+    AssigneeRuleFactory(organization=source.organization, role="notary", location="*", assignee="n.one")
     actor = Actor(label="ops.anna")
     change = event_retry_failed(event_id=event.id, actor=actor, note="added the notary rule")
     assert (change.status_before, change.status_after) == (EventStatus.PARTIAL_FAILURE, EventStatus.QUEUED)

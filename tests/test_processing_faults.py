@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 import pytest
 from django.utils import timezone
 
-from tests.conftest import settle, worker_env
 from tests.factories import SourceFactory
 from tests.support.fake_http import FakeClio, Fault
 from tests.support.signing import matter_payload
-from tests.support.worker import WorkerProcess, purge_queues
+from tests.support.waiting import settle
+from tests.support.worker import WorkerProcess, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, EventStatus, Organization, Source, WebhookEvent
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import events_heal_stuck

@@ -8,11 +8,11 @@ from django.test.utils import CaptureQueriesContext
 
 from ops_app.stats import CATEGORY_OF_STATUS, STATS_RANGES, delivery_stats, delivery_stats_cached, stats_window
 from tests.factories import SourceFactory
-from tests.test_api_auth import api_for, fresh_api_cache, other_org_source  # noqa: F401 - autouse fixture
-from tests.test_beat_jobs import make_event
+from tests.support.api import api_for, other_org_source
+from tests.support.events import make_event
 from webhooks_app.models import EventStatus
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_api_cache")]
 
 NOW = datetime(2026, 1, 27, 6, 32, 10, tzinfo=UTC)
 # range=24h at NOW: hourly buckets, the last one holding NOW -> [2026-01-26 07:00, 2026-01-27 07:00).

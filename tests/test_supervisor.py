@@ -16,7 +16,7 @@ import pytest
 from localdev import supervisor as supervisor_module
 from localdev.console import ChildOutput, Console
 from localdev.supervisor import Supervisor
-from tests.conftest import wait_for
+from tests.support.waiting import wait_for
 
 SLEEPER = [sys.executable, "-c", "import os, time; print('up', os.getpid(), flush=True); time.sleep(120)"]
 

@@ -22,11 +22,11 @@ from localdev.demo import CONSULTATION_TASKS
 from ops_app import selectors
 from ops_app.errors import record_error
 from ops_app.models import AuditEntry, ErrorRecord
-from tests.conftest import settle, wait_for
 from tests.factories import SourceFactory
 from tests.support.admin import make_user, ops_staff_group_ensure
 from tests.support.fake_http import Fault
 from tests.support.signing import matter_payload
+from tests.support.waiting import settle, wait_for
 from webhooks_app.errors import ErrorCode, failure_kind
 from webhooks_app.models import (
     AssigneeRule,

@@ -1,5 +1,5 @@
 """Helpers for the admin tests (events, error records, dashboard, browser): users, the Ops staff
-group as the migrations leave it, events with a ledger, and the event admin's URLs."""
+group as the migrations leave it, and the event admin's URLs."""
 
 import importlib
 import re
@@ -11,9 +11,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from tests.test_beat_jobs import make_event
-from webhooks_app.errors import FailureKind
-from webhooks_app.models import EventAction, EventItem, EventStatus, ItemStatus, WebhookEvent
+from webhooks_app.models import WebhookEvent
 
 OPS_STAFF = "Ops staff"
 CHANGELIST = "/admin/webhooks_app/webhookevent/"
@@ -54,52 +52,6 @@ def login(user: User) -> Client:
     return client
 
 
-def event_with_ledger(
-    source,
-    *,
-    failed=(6,),
-    items=10,
-    status=EventStatus.PARTIAL_FAILURE,
-    code="ERR_ASSIGNEE_NO_CSC",
-    error="No CSC found for location: naples",
-    kind=FailureKind.RECOVERABLE,
-    **fields,
-) -> WebhookEvent:
-    """An event as processing leaves it: a ledger of items, the failed ones in failure_details."""
-    event = make_event(source, status=status, **fields)
-    rows = []
-    for number in range(1, items + 1):
-        failing = number in failed
-        rows.append(
-            EventItem(
-                event=event,
-                number=number,
-                title=f"Task {number}" if number != 6 else "Send Initial Consultation Packet",
-                idempotency_key=f"{event.id}:{number}",
-                status=ItemStatus.FAILED if failing else ItemStatus.SUCCEEDED,
-                downstream_id="" if failing else f"local-{number}",
-                error=error if failing else "",
-                error_code=code if failing else "",
-                failure_kind=kind if failing else "",
-                attempts=1,
-            )
-        )
-    EventItem.objects.bulk_create(rows)
-    failures = [row.failure_detail() for row in rows if row.status == ItemStatus.FAILED]
-    WebhookEvent.objects.filter(id=event.id).update(
-        success=not failures,
-        action=EventAction.PARTIAL_FAILURE if failures else EventAction.CREATED_TASKS,
-        tasks_created=items - len(failures),
-        tasks_failed=len(failures),
-        failure_details=failures or None,
-        last_error_code=code if failures else "",
-        last_error=f"{len(failures)} item(s) failed; #{failed[0]}: {error}" if failures else "",
-        attempts=1,
-    )
-    event.refresh_from_db()
-    return event
-
-
 def act_url(event: WebhookEvent, act: str) -> str:
     return reverse("admin:webhooks_app_webhookevent_act", args=[event.pk, act])
 
@@ -110,17 +62,3 @@ def change_url(event: WebhookEvent) -> str:
 
 def listed_ids(response) -> set[str]:
     return set(re.findall(r'name="_selected_action" value="([0-9a-f-]{36})"', response.content.decode()))
-
-
-def many_events(source, count: int) -> list[WebhookEvent]:
-    """`count` received events in one INSERT: a table big enough to pass the admin's limits."""
-    return WebhookEvent.objects.bulk_create(
-        WebhookEvent(
-            organization=source.organization,
-            source=source,
-            idempotency_key=f"bulk-{n}",
-            event_type="matter.stage_changed",
-            payload={},
-        )
-        for n in range(count)
-    )

@@ -1,4 +1,5 @@
-"""A real Celery worker in a subprocess, pointed at the test database and broker."""
+"""A real Celery worker in a subprocess, pointed at the test database and broker, and the
+broker state it leaves behind."""
 
 import contextlib
 import os
@@ -9,10 +10,28 @@ import tempfile
 import time
 from pathlib import Path
 
+import redis
+from django.conf import settings
+from django.db import connection
+
 from config.celery_app import app
 from config.queues import ALL_QUEUES
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def worker_env(**overrides: str) -> dict[str, str]:
+    """The environment a worker (or another project process) needs to use the test database
+    and Redis, with `overrides` on top."""
+    db = connection.settings_dict
+    base = {
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "REDIS_URL": settings.REDIS_URL,
+        "SECRET_KEY": "test-only-insecure-key",
+        "CONNECTOR_HTTP_TIMEOUT_SECONDS": "1",
+        "LOG_LEVEL": "INFO",
+    }
+    return {**base, **overrides}
 
 
 class WorkerProcess:
@@ -71,3 +90,13 @@ def purge_queues() -> None:
     with app.connection_for_write() as conn:
         for queue in ALL_QUEUES.split(","):
             conn.default_channel.queue_purge(queue)  # type: ignore[attr-defined]
+
+
+def clean_redis() -> None:
+    """Remove the keys tests create in the test Redis database, and nothing else."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    purge_queues()
+    for pattern in ("unacked*", "_kombu.binding.*", "mendhook:*"):
+        keys = list(client.scan_iter(match=pattern))
+        if keys:
+            client.delete(*keys)
