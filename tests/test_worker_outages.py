@@ -7,11 +7,11 @@ import pytest
 from django.db import connection
 
 from config.celery_app import app
-from tests.conftest import wait_for, worker_env
 from tests.support.processes import PrivateRedis
 from tests.support.signing import matter_payload
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.worker import WorkerProcess
+from tests.support.waiting import wait_for
+from tests.support.worker import WorkerProcess, worker_env
 from webhooks_app.models import EventStatus, LocalTask, WebhookEvent
 
 pytestmark = [pytest.mark.integration]
