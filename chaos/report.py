@@ -21,6 +21,7 @@ class Figures:
     sent: int
     accepted: int
     rejected: int
+    first_rejection: str
     gave_up: int
     client_retries: int
     lost: int
@@ -36,7 +37,13 @@ class Figures:
     @property
     def passed(self) -> bool:
         return not (
-            self.lost or self.missing_items or self.duplicates or self.stuck or self.unlogged_attempts or self.gave_up
+            self.rejected
+            or self.lost
+            or self.missing_items
+            or self.duplicates
+            or self.stuck
+            or self.unlogged_attempts
+            or self.gave_up
         )
 
     def lines(self) -> list[str]:
@@ -44,7 +51,8 @@ class Figures:
         return [
             f"sent:                      {self.sent}",
             f"accepted:                  {self.accepted}",
-            f"rejected (4xx):            {self.rejected}",
+            f"rejected (4xx):            {self.rejected}"
+            + (f" (first: {self.first_rejection})" if self.rejected else ""),
             f"gave up (client):          {self.gave_up}",
             f"client retries:            {self.client_retries}",
             f"lost:                      {self.lost + self.missing_items}"
@@ -55,7 +63,6 @@ class Figures:
             f"processing attempts:       {self.attempts} ({_counts(self.attempt_outcomes)})",
             f"statuses:                  {_counts(self.statuses)}",
             f"time to quiescence:        {quiet}",
-            "RESULT: " + ("PASS" if self.passed else "FAIL"),
         ]
 
 
@@ -83,6 +90,7 @@ def figures_collect(*, deliveries: Deliveries, quiescence_seconds: float | None)
         sent=deliveries.sent,
         accepted=len(accepted),
         rejected=len(deliveries.rejected),
+        first_rejection=next(iter(deliveries.rejected.values()), ""),
         gave_up=len(deliveries.gave_up),
         client_retries=deliveries.retries,
         lost=len(accepted - event_ids),
