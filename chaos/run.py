@@ -18,6 +18,7 @@ from pathlib import Path
 
 from chaos.platform import Platform
 from chaos.stores import PrivatePostgres, PrivateRedis, free_port
+from localdev.supervisor import RESTART_DELAY_MAX_SECONDS
 
 
 @dataclass
@@ -120,8 +121,8 @@ class Run:
 
         quiet_after = self._wait_for_quiescence(since=faults_over)
         figures = figures_collect(deliveries=deliveries, quiescence_seconds=quiet_after)
-        # A restart waits out at most the supervisor's longest backoff (30 s).
-        processes = self.platform.figures(settle_timeout=45.0)
+        # A restart due waits out at most the supervisor's longest backoff, then boots.
+        processes = self.platform.figures(settle_timeout=RESTART_DELAY_MAX_SECONDS + 15)
         passed = figures.passed and processes.passed and quiet_after is not None
         lines = ["", "fault schedule:", *(f"  {f}" for f in self.faults), "", *figures.lines(), *processes.lines()]
         print("\n".join([*lines, "RESULT: " + ("PASS" if passed else "FAIL")]), flush=True)
