@@ -21,6 +21,7 @@ class Figures:
     sent: int
     accepted: int
     rejected: int
+    first_rejection: str
     gave_up: int
     client_retries: int
     lost: int
@@ -35,10 +36,15 @@ class Figures:
 
     @property
     def passed(self) -> bool:
-        # Every event the run sends is valid and signed: a rejection is a failure too.
-        everything_accepted = self.accepted == self.sent and not self.rejected
-        return everything_accepted and not (
-            self.lost or self.missing_items or self.duplicates or self.stuck or self.unlogged_attempts or self.gave_up
+        # Every event the run sends is valid and signed: a rejection, or one not accepted, fails.
+        return self.accepted == self.sent and not (
+            self.rejected
+            or self.lost
+            or self.missing_items
+            or self.duplicates
+            or self.stuck
+            or self.unlogged_attempts
+            or self.gave_up
         )
 
     def lines(self) -> list[str]:
@@ -46,7 +52,8 @@ class Figures:
         return [
             f"sent:                      {self.sent}",
             f"accepted:                  {self.accepted}",
-            f"rejected (4xx):            {self.rejected}",
+            f"rejected (4xx):            {self.rejected}"
+            + (f" (first: {self.first_rejection})" if self.rejected else ""),
             f"gave up (client):          {self.gave_up}",
             f"client retries:            {self.client_retries}",
             f"lost:                      {self.lost + self.missing_items}"
@@ -57,7 +64,6 @@ class Figures:
             f"processing attempts:       {self.attempts} ({_counts(self.attempt_outcomes)})",
             f"statuses:                  {_counts(self.statuses)}",
             f"time to quiescence:        {quiet}",
-            "RESULT: " + ("PASS" if self.passed else "FAIL"),
         ]
 
 
@@ -85,6 +91,7 @@ def figures_collect(*, deliveries: Deliveries, quiescence_seconds: float | None)
         sent=deliveries.sent,
         accepted=len(accepted),
         rejected=len(deliveries.rejected),
+        first_rejection=next(iter(deliveries.rejected.values()), ""),
         gave_up=len(deliveries.gave_up),
         client_retries=deliveries.retries,
         lost=len(accepted - event_ids),

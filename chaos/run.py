@@ -16,8 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chaos.platform import Platform, Process
+from chaos.platform import Platform
 from chaos.stores import PrivatePostgres, PrivateRedis, free_port
+from localdev.supervisor import RESTART_DELAY_MAX_SECONDS
 
 
 @dataclass
@@ -47,12 +48,11 @@ class Run:
         self.postgres = PrivatePostgres(self.root)
         self.redis = PrivateRedis(self.root)
         self.faults: list[str] = []
-        self._stop = threading.Event()
+        # One key for the whole run: signing secrets are stored encrypted with a key derived
+        # from it, so the web process must hold the key the source was created with.
+        self.secret_key = secrets.token_urlsafe(50)
         self.platform: Platform | None = None
         self._t0 = time.monotonic()
-        self._supervisor: threading.Thread | None = None
-        # One key for every process of the run: it also derives the key of secrets at rest.
-        self.secret_key = secrets.token_urlsafe(50)
 
     def env(self) -> dict[str, str]:
         return {
@@ -106,8 +106,6 @@ class Run:
         )
         provider.start()
         self._t0 = time.monotonic()
-        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
-        self._supervisor.start()
         faults = threading.Thread(target=self._inject_faults, daemon=True)
         faults.start()
         started = time.monotonic()
@@ -122,10 +120,13 @@ class Run:
         log(f"faults over; client done ({len(deliveries.accepted)} accepted); waiting for quiescence")
 
         quiet_after = self._wait_for_quiescence(since=faults_over)
-        self._stop.set()
         figures = figures_collect(deliveries=deliveries, quiescence_seconds=quiet_after)
-        print("\n".join(["", "fault schedule:", *(f"  {f}" for f in self.faults), "", *figures.lines()]), flush=True)
-        return 0 if figures.passed and quiet_after is not None else 1
+        # A restart due waits out at most the supervisor's longest backoff, then boots.
+        processes = self.platform.figures(settle_timeout=RESTART_DELAY_MAX_SECONDS + 15)
+        passed = figures.passed and processes.passed and quiet_after is not None
+        lines = ["", "fault schedule:", *(f"  {f}" for f in self.faults), "", *figures.lines(), *processes.lines()]
+        print("\n".join([*lines, "RESULT: " + ("PASS" if passed else "FAIL")]), flush=True)
+        return 0 if passed else 1
 
     def _wait_for_quiescence(self, *, since: float) -> float | None:
         from django.db import OperationalError, close_old_connections
@@ -142,19 +143,6 @@ class Run:
                 close_old_connections()
             time.sleep(1.0)
         return None
-
-    def _supervise(self) -> None:
-        # What a process supervisor does: a worker whose main process died comes back shortly.
-        assert self.platform is not None
-        while not self._stop.is_set():
-            for process in self.platform.processes:
-                if process.proc is not None and not process.alive():
-                    time.sleep(2.0)
-                    if self._stop.is_set():
-                        return
-                    process.start()
-                    self.faults.append(f"{self._t()} restarted {process.name}")
-            time.sleep(0.5)
 
     def _t(self) -> str:
         return f"t+{time.monotonic() - self._t0:6.1f}s"
@@ -185,18 +173,18 @@ class Run:
             fault()
 
     def _kill_worker(self, *, main: bool) -> bool:
-        """SIGKILL a live worker's main process or one of its pool children; False when there
+        """SIGKILL a running worker's main process or one of its pool children; False when there
         was none to kill (both restarting), so the next beat tries the same kind again."""
         assert self.platform is not None
-        alive = [w for w in self.platform.workers if w.alive()]
-        if not alive:
+        running = [w for w in self.platform.workers if w.running()]
+        if not running:
             return False
-        worker: Process = random.choice(alive)
+        worker = random.choice(running)
         if main:
-            worker.kill_main()
-            self.faults.append(f"{self._t()} SIGKILL {worker.name} main process")
+            pid = self.platform.kill_main(worker)
+            self.faults.append(f"{self._t()} SIGKILL {worker.name} main process {pid}")
             return True
-        children = worker.children()
+        children = self.platform.pool_children(worker)
         if not children:
             return False
         victim = random.choice(children)
@@ -222,9 +210,6 @@ class Run:
         self.faults.append(f"{self._t()} PostgreSQL started")
 
     def cleanup(self) -> None:
-        self._stop.set()
-        if self._supervisor is not None:
-            self._supervisor.join(timeout=5)
         if self.platform is not None:
             self.platform.end()
         self.redis.kill()

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
@@ -68,6 +68,15 @@ def port_check(port: int, option: str) -> None:
             raise CommandError(f"port {port} on 127.0.0.1 is in use ({exc.strerror}); pass {option}") from None
 
 
+@dataclass(frozen=True)
+class Exit:
+    """One death of a supervised child, for whoever reads the children (the chaos run)."""
+
+    pid: int
+    code: int
+    ran_seconds: float
+
+
 @dataclass
 class Child:
     """One supervised process; after a restart the same Child holds the new process."""
@@ -82,6 +91,11 @@ class Child:
     restarts: int = 0
     quick_deaths: int = 0
     restart_at: float | None = None
+    exits: list[Exit] = field(default_factory=list)
+
+    def running(self) -> bool:
+        """Up and not waiting for a restart."""
+        return self.restart_at is None and not self.has_exited()
 
     def has_exited(self) -> bool:
         """True once the process ended. WNOWAIT leaves it a zombie, so its pid (and so its
@@ -179,6 +193,7 @@ class Supervisor:
                 child.quick_deaths = 1 if ran >= RESTART_STABLE_AFTER_SECONDS else child.quick_deaths + 1
                 delay = min(RESTART_DELAY_MAX_SECONDS, RESTART_DELAY_FIRST_SECONDS * 2 ** (child.quick_deaths - 1))
                 child.restart_at = now + delay
+                child.exits.append(Exit(pid=child.proc.pid, code=code, ran_seconds=ran))
                 self.console.write(
                     f"{child.name} exited unexpectedly with code {code} after {ran:.0f} s; "
                     f"restarting it in {delay:g} s (full output in {self.log_dir / child.name}.log)"

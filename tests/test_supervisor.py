@@ -198,3 +198,36 @@ def test_it_waits_between_restarts_no_sooner_than_the_backoff(tended: Tended) ->
     wait_for(lambda: child.restarts >= 1, timeout=20, message="a restart")
 
     assert time.monotonic() - started >= supervisor_module.RESTART_DELAY_FIRST_SECONDS * 0.9
+
+
+def test_it_records_each_death_of_a_child_by_pid_and_code_for_its_readers(
+    tended: Tended, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The chaos run tells the deaths it caused (SIGKILL of a known pid) from those a child
+    # came to by itself (its own exit code) through these records.
+    monkeypatch.setattr(supervisor_module, "RESTART_DELAY_FIRST_SECONDS", 3.0)
+    child = tended.supervisor.start("worker", SLEEPER)
+    tended.thread.start()
+    first_pid = child.proc.pid
+    wait_for(lambda: "up" in (tmp_path / "log" / "worker.log").read_text(), timeout=20, message="the child to start")
+    assert child.running() and child.exits == []
+
+    os.kill(first_pid, signal.SIGKILL)
+
+    # Dead and waiting out its backoff: recorded, and not running.
+    wait_for(lambda: child.exits != [], timeout=10, message="the death to be recorded")
+    assert not child.running()
+    [death] = child.exits
+    assert (death.pid, death.code) == (first_pid, -signal.SIGKILL)
+    assert death.ran_seconds >= 0
+    wait_for(child.running, timeout=20, message="the child to come back")
+    assert child.proc.pid != first_pid and child.restarts == 1
+
+
+def test_it_records_the_exit_code_of_a_child_that_ended_by_itself(tended: Tended) -> None:
+    child = tended.supervisor.start("beat", [sys.executable, "-c", "raise SystemExit(3)"])
+    tended.thread.start()
+
+    wait_for(lambda: child.exits != [], timeout=20, message="the exit to be recorded")
+
+    assert child.exits[0].code == 3
