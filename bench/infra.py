@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOG_DIR = ROOT / "var" / "bench"
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/mendhook_bench"
