@@ -37,6 +37,8 @@ def ops_staff_group_create(apps, schema_editor):
 
 
 def ops_staff_group_grant(apps, schema_editor, permissions):
+    # The database being migrated, which need not be the default one.
+    db = schema_editor.connection.alias
     # Permissions are normally created by post_migrate, after every migration has run; on a
     # fresh database they do not exist yet here, so create them now (idempotent).
     for label in permissions:
@@ -53,9 +55,9 @@ def ops_staff_group_grant(apps, schema_editor, permissions):
 
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    group, _ = Group.objects.get_or_create(name=GROUP)
+    group, _ = Group.objects.using(db).get_or_create(name=GROUP)
     for label, codenames in permissions.items():
-        found = list(Permission.objects.filter(content_type__app_label=label, codename__in=codenames))
+        found = list(Permission.objects.using(db).filter(content_type__app_label=label, codename__in=codenames))
         missing = set(codenames) - {p.codename for p in found}
         if missing:
             raise RuntimeError(f"permissions not found for {label}: {sorted(missing)}")
@@ -63,7 +65,7 @@ def ops_staff_group_grant(apps, schema_editor, permissions):
 
 
 def ops_staff_group_delete(apps, schema_editor):
-    apps.get_model("auth", "Group").objects.filter(name=GROUP).delete()
+    apps.get_model("auth", "Group").objects.using(schema_editor.connection.alias).filter(name=GROUP).delete()
 
 
 class Migration(migrations.Migration):

@@ -11,19 +11,23 @@ MOVED = ("apikey", "replay")
 
 
 def content_types_move(apps, schema_editor):
+    # The database being migrated, which need not be the default one.
+    db = schema_editor.connection.alias
     ContentType = apps.get_model("contenttypes", "ContentType")
     for model in MOVED:
-        if ContentType.objects.filter(app_label="ops_app", model=model).exists():
+        if ContentType.objects.using(db).filter(app_label="ops_app", model=model).exists():
             continue
-        ContentType.objects.filter(app_label="webhooks_app", model=model).update(app_label="ops_app")
+        ContentType.objects.using(db).filter(app_label="webhooks_app", model=model).update(app_label="ops_app")
 
 
 def content_types_move_back(apps, schema_editor):
+    # The database being migrated, which need not be the default one.
+    db = schema_editor.connection.alias
     ContentType = apps.get_model("contenttypes", "ContentType")
     for model in MOVED:
-        if ContentType.objects.filter(app_label="webhooks_app", model=model).exists():
+        if ContentType.objects.using(db).filter(app_label="webhooks_app", model=model).exists():
             continue
-        ContentType.objects.filter(app_label="ops_app", model=model).update(app_label="webhooks_app")
+        ContentType.objects.using(db).filter(app_label="ops_app", model=model).update(app_label="webhooks_app")
 
 
 class Migration(migrations.Migration):

@@ -17,17 +17,19 @@ RETIRED = {"webhooks_app": ["view_operatoraction"], "ops_app": ["view_errorrecor
 GROUP_STATUSES = {"resolve": ("open", "resolved"), "reopen": ("resolved", "open"), "recurred": ("resolved", "open")}
 
 
-def _content_type(apps, app_label, model):
+def _content_type(apps, db, app_label, model):
     ContentType = apps.get_model("contenttypes", "ContentType")
-    return ContentType.objects.get_or_create(app_label=app_label, model=model)[0]
+    return ContentType.objects.using(db).get_or_create(app_label=app_label, model=model)[0]
 
 
 def audit_entries_copy(apps, schema_editor):
+    # The database being migrated, which need not be the default one.
+    db = schema_editor.connection.alias
     AuditEntry = apps.get_model("ops_app", "AuditEntry")
     OperatorAction = apps.get_model("webhooks_app", "OperatorAction")
     ErrorRecordAction = apps.get_model("ops_app", "ErrorRecordAction")
-    event_type = _content_type(apps, "webhooks_app", "webhookevent")
-    group_type = _content_type(apps, "ops_app", "errorrecord")
+    event_type = _content_type(apps, db, "webhooks_app", "webhookevent")
+    group_type = _content_type(apps, db, "ops_app", "errorrecord")
     entries = [
         AuditEntry(
             actor_id=a.actor_id,
@@ -41,7 +43,7 @@ def audit_entries_copy(apps, schema_editor):
             status_after=EVENT_STATUS_AFTER[a.kind],
             created_at=a.created_at,
         )
-        for a in OperatorAction.objects.order_by("id").iterator()
+        for a in OperatorAction.objects.using(db).order_by("id").iterator()
     ]
     entries += [
         AuditEntry(
@@ -56,21 +58,23 @@ def audit_entries_copy(apps, schema_editor):
             status_after=GROUP_STATUSES[a.kind][1],
             created_at=a.created_at,
         )
-        for a in ErrorRecordAction.objects.order_by("id").iterator()
+        for a in ErrorRecordAction.objects.using(db).order_by("id").iterator()
     ]
-    AuditEntry.objects.bulk_create(entries, batch_size=1000)
+    AuditEntry.objects.using(db).bulk_create(entries, batch_size=1000)
 
 
 def audit_entries_copy_back(apps, schema_editor):
+    # The database being migrated, which need not be the default one.
+    db = schema_editor.connection.alias
     AuditEntry = apps.get_model("ops_app", "AuditEntry")
     OperatorAction = apps.get_model("webhooks_app", "OperatorAction")
     ErrorRecordAction = apps.get_model("ops_app", "ErrorRecordAction")
     kinds = {v: k for k, v in EVENT_ACTS.items()}
     group_kinds = {v: k for k, v in GROUP_ACTS.items()}
-    for entry in AuditEntry.objects.select_related("target_type").order_by("id").iterator():
+    for entry in AuditEntry.objects.using(db).select_related("target_type").order_by("id").iterator():
         model = entry.target_type.model
         if model == "webhookevent" and entry.act in kinds:
-            action = OperatorAction.objects.create(
+            action = OperatorAction.objects.using(db).create(
                 event_id=entry.target_id,
                 kind=kinds[entry.act],
                 actor_id=entry.actor_id,
@@ -79,9 +83,9 @@ def audit_entries_copy_back(apps, schema_editor):
                 note=entry.note,
                 status_before=entry.status_before,
             )
-            OperatorAction.objects.filter(id=action.id).update(created_at=entry.created_at)
+            OperatorAction.objects.using(db).filter(id=action.id).update(created_at=entry.created_at)
         elif model == "errorrecord" and entry.act in group_kinds:
-            ErrorRecordAction.objects.create(
+            ErrorRecordAction.objects.using(db).create(
                 record_id=int(entry.target_id),
                 kind=group_kinds[entry.act],
                 actor_id=entry.actor_id,
@@ -92,6 +96,8 @@ def audit_entries_copy_back(apps, schema_editor):
 
 
 def ops_staff_may_view_audit(apps, schema_editor):
+    # The database being migrated, which need not be the default one.
+    db = schema_editor.connection.alias
     app_config = apps.get_app_config("ops_app")
     original = getattr(app_config, "models_module", None)
     app_config.models_module = original or True  # see 0002: the state's app config has none
@@ -102,11 +108,11 @@ def ops_staff_may_view_audit(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
     granted = [
-        Permission.objects.get(content_type__app_label=label, codename=codename)
+        Permission.objects.using(db).get(content_type__app_label=label, codename=codename)
         for label, codenames in GRANTED.items()
         for codename in codenames
     ]
-    for group in Group.objects.filter(name="Ops staff"):
+    for group in Group.objects.using(db).filter(name="Ops staff"):
         group.permissions.add(*granted)
 
 
