@@ -21,7 +21,7 @@ from django.utils import timezone
 from config.celery_app import app as celery_app
 from config.publishing import queue_depths, queue_unacked
 from config.queues import Queue
-from ops_app.stats import Counts, delivery_stats, events_of
+from ops_app.stats import Counts, delivery_summary, events_of
 from webhooks_app.models.events import RETRY_PENDING, WAITING
 
 logger = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ def worker_snapshot_forget() -> None:
 def event_health(*, organization_id: int | None, now: datetime) -> EventHealth:
     """The database's side of queue health: the outcome figures are delivery stats' 24h summary
     (one definition of counting, one denominator), plus what waits now."""
-    window = delivery_stats(organization_id=organization_id, time_range=HEALTH_RANGE, now=now).summary
+    window = delivery_summary(organization_id=organization_id, time_range=HEALTH_RANGE, now=now)
     # Count("status"): only indexed columns, so PostgreSQL answers from event_org_open_idx.
     open_ = (
         events_of(organization_id)
