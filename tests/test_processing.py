@@ -24,7 +24,7 @@ from webhooks_app.models import (
 )
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import retries_dispatch_due
-from webhooks_app.services.operations import Actor, OperationError, event_retry_failed
+from webhooks_app.services.operations import OperationError, event_retry_failed
 
 pytestmark = [pytest.mark.integration]
 
@@ -124,11 +124,10 @@ def test_a_person_can_retry_a_partial_failure_after_fixing_the_cause(worker, sou
     assert event.failure_details[0]["error_code"] == "ERR_ASSIGNEE_NOT_FOUND"
 
     AssigneeRuleFactory(organization=source.organization, role="notary", location="*", assignee="n.one")
-    actor = Actor(label="ops.anna")
-    change = event_retry_failed(event_id=event.id, actor=actor, note="added the notary rule")
+    change = event_retry_failed(event_id=event.id)
     assert (change.status_before, change.status_after) == (EventStatus.PARTIAL_FAILURE, EventStatus.QUEUED)
     with pytest.raises(OperationError):  # already queued: nothing more to retry
-        event_retry_failed(event_id=event.id, actor=actor)
+        event_retry_failed(event_id=event.id)
 
     event = settle(event.id, statuses={EventStatus.SUCCEEDED})
     assert event.tasks_created == 11

@@ -49,14 +49,14 @@ def _planner(
 
 def _retry(*, target_id: uuid.UUID, actor: Actor, note: str) -> Change:
     try:
-        return event_retry_failed(event_id=target_id, actor=actor, note=note)
+        return event_retry_failed(event_id=target_id)
     except OperationError as exc:
         raise ActRefused(str(exc)) from exc
 
 
 def _resolve(*, target_id: uuid.UUID, actor: Actor, note: str) -> Change:
     try:
-        return event_resolve(event_id=target_id, actor=actor, note=note)
+        return event_resolve(event_id=target_id, note=note)
     except OperationError as exc:
         raise ActRefused(str(exc)) from exc
 

@@ -94,7 +94,3 @@ class EventItem(models.Model):
             "error": self.error,
             "error_code": self.error_code,
         }
-
-
-def item_idempotency_key(event: WebhookEvent, number: int) -> str:
-    return f"{event.id}:{number}"

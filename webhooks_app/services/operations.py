@@ -1,6 +1,6 @@
 """What people do to events that need them: retry the failed items, requeue a dead letter,
 mark resolved. Each returns the change it made; the act flow that calls them (ops_app.acts, for
-the admin, the API and replays) audits it in the same transaction."""
+the admin, the API and replays) audits it, with who acted and why, in the same transaction."""
 
 import uuid
 from dataclasses import dataclass
@@ -45,7 +45,7 @@ class EventChange:
     status_after: str
 
 
-def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> EventChange:
+def event_retry_failed(*, event_id: uuid.UUID) -> EventChange:
     """Queue a new round that re-runs only the failed items (a dead letter is requeued the same
     way). Raises OperationError when there is nothing to retry."""
     now = timezone.now()
@@ -64,7 +64,7 @@ def event_retry_failed(*, event_id: uuid.UUID, actor: Actor, note: str = "") -> 
     return EventChange(event.id, status_before, EventStatus.QUEUED)
 
 
-def event_resolve(*, event_id: uuid.UUID, actor: Actor, note: str) -> EventChange:
+def event_resolve(*, event_id: uuid.UUID, note: str) -> EventChange:
     """A person dealt with the failure outside mendhook (e.g. created the task by hand)."""
     if not note.strip():
         raise OperationError("a note is required to resolve an event")
