@@ -49,8 +49,10 @@ class Act:
     needs_note: bool
     # Plans for several objects at once, so a bulk confirmation reads their details in one query.
     plan_many: Callable[[Sequence[Any]], list[Plan]]
-    # Changes the state (raising ActRefused when it does not apply); never audits.
+    # Changes the state; never audits. It raises ActRefused, or `refused_by`, the service's own
+    # "does not apply" error, which act_run turns into ActRefused with the same message.
     run: Callable[..., Change]
+    refused_by: type[Exception] = ActRefused
 
     def plan(self, target: Any) -> Plan:
         return self.plan_many([target])[0]
@@ -66,7 +68,10 @@ def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> 
         raise ActRefused("a note cannot contain NUL characters")
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     with transaction.atomic():
-        change = act.run(target_id=target.pk, actor=actor, note=note)
+        try:
+            change = act.run(target_id=target.pk, actor=actor, note=note)
+        except act.refused_by as exc:
+            raise ActRefused(str(exc)) from exc
         return AuditEntry.objects.record(
             target=target,
             actor_id=user.pk if user is not None else None,

@@ -32,17 +32,11 @@ def _planner(*, applies_when_resolved: bool) -> Callable[[Sequence[ErrorRecord]]
 
 def _resolve(*, target_id: int, actor: Actor, note: str) -> Change:
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
-    try:
-        return error_record_resolve(record_id=target_id, user_id=user.pk if user is not None else None, note=note)
-    except ErrorRecordStateError as exc:
-        raise ActRefused(str(exc)) from exc
+    return error_record_resolve(record_id=target_id, user_id=user.pk if user is not None else None, note=note)
 
 
 def _reopen(*, target_id: int, actor: Actor, note: str) -> Change:
-    try:
-        return error_record_reopen(record_id=target_id)
-    except ErrorRecordStateError as exc:
-        raise ActRefused(str(exc)) from exc
+    return error_record_reopen(record_id=target_id)
 
 
 RESOLVE_ERROR_GROUP = Act(
@@ -55,6 +49,7 @@ RESOLVE_ERROR_GROUP = Act(
     needs_note=True,
     plan_many=_planner(applies_when_resolved=False),
     run=_resolve,
+    refused_by=ErrorRecordStateError,
 )
 REOPEN_ERROR_GROUP = Act(
     name=AuditAct.REOPEN_ERROR_GROUP,
@@ -66,6 +61,7 @@ REOPEN_ERROR_GROUP = Act(
     needs_note=False,
     plan_many=_planner(applies_when_resolved=True),
     run=_reopen,
+    refused_by=ErrorRecordStateError,
 )
 ERROR_GROUP_ACTS = (RESOLVE_ERROR_GROUP, REOPEN_ERROR_GROUP)
 

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ops_app.acts.base import Act, ActRefused, Change, Plan
+from ops_app.acts.base import Act, Change, Plan
 from ops_app.models import AuditAct
 from webhooks_app.models import EventItem, EventStatus, ItemStatus, WebhookEvent
 from webhooks_app.services.operations import (
@@ -48,17 +48,11 @@ def _planner(
 
 
 def _retry(*, target_id: uuid.UUID, actor: Actor, note: str) -> Change:
-    try:
-        return event_retry_failed(event_id=target_id)
-    except OperationError as exc:
-        raise ActRefused(str(exc)) from exc
+    return event_retry_failed(event_id=target_id)
 
 
 def _resolve(*, target_id: uuid.UUID, actor: Actor, note: str) -> Change:
-    try:
-        return event_resolve(event_id=target_id, note=note)
-    except OperationError as exc:
-        raise ActRefused(str(exc)) from exc
+    return event_resolve(event_id=target_id, note=note)
 
 
 RETRY_FAILED_ITEMS = Act(
@@ -71,6 +65,7 @@ RETRY_FAILED_ITEMS = Act(
     needs_note=False,
     plan_many=_planner(RETRYABLE, "retry", reruns_items=True),
     run=_retry,
+    refused_by=OperationError,
 )
 REQUEUE_DEAD_LETTERS = Act(
     name=AuditAct.REQUEUE_DEAD_LETTERS,
@@ -82,6 +77,7 @@ REQUEUE_DEAD_LETTERS = Act(
     needs_note=False,
     plan_many=_planner((EventStatus.DEAD_LETTER,), "requeue", reruns_items=True),
     run=_retry,
+    refused_by=OperationError,
 )
 MARK_RESOLVED = Act(
     name=AuditAct.MARK_RESOLVED,
@@ -93,6 +89,7 @@ MARK_RESOLVED = Act(
     needs_note=True,
     plan_many=_planner(RESOLVABLE, "resolve", reruns_items=False),
     run=_resolve,
+    refused_by=OperationError,
 )
 EVENT_ACTS = (RETRY_FAILED_ITEMS, REQUEUE_DEAD_LETTERS, MARK_RESOLVED)
 
