@@ -8,9 +8,11 @@ import base64
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -22,13 +24,34 @@ from webhooks_app.reporting import report_failure
 logger = logging.getLogger(__name__)
 
 
+def default_business_days() -> list[int]:
+    return [0, 1, 2, 3, 4]  # Monday to Friday, as datetime.weekday() counts
+
+
 class Organization(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
+    # Business hours: workflow retries that fail inside them are retried within the hour, those
+    # failing outside wait for the next business morning (workflows_app smart scheduling).
+    timezone = models.CharField(max_length=64, default="UTC", help_text="IANA name, e.g. America/New_York")
+    business_hours_start = models.TimeField(default=time(9, 0))
+    business_hours_end = models.TimeField(default=time(17, 0))
+    business_days = models.JSONField(default=default_business_days, help_text="Weekdays, Monday = 0")
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValidationError({"timezone": f"unknown time zone: {self.timezone!r}"}) from None
+        if self.business_hours_start >= self.business_hours_end:
+            raise ValidationError({"business_hours_end": "business hours must end after they start"})
+        days = self.business_days
+        if not isinstance(days, list) or not days or any(d not in range(7) for d in days):
+            raise ValidationError({"business_days": "a non-empty list of weekdays 0 (Monday) to 6"})
 
 
 class SourceKind(models.TextChoices):

@@ -1,1 +1,0 @@
-"""Multi-step workflows per entity (later issues)."""

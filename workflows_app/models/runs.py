@@ -1,0 +1,261 @@
+"""A workflow run per (workflow, lead) (the seed's lead_workflow_progress) and the log of its step
+attempts. A run's state is two fields, the run's `status` and its current step's `step_status`;
+every move is one conditional UPDATE below, checked against RUN_TRANSITIONS, so two workers (or
+a worker and a person) racing for the same run cannot both win."""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from django.db import models
+from django.db.models import F, Q
+
+from webhooks_app.models import Organization
+from workflows_app.models.leads import Lead
+from workflows_app.models.workflows import Workflow, WorkflowStep
+
+
+class RunStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    # Failed often enough that a person decides (seed: "3+ failures -> manual review").
+    NEEDS_REVIEW = "needs_review", "Needs review"
+
+
+class StepStatus(models.TextChoices):
+    """The current step's status, exactly the seed's list."""
+
+    PENDING = "pending", "Pending"
+    EXECUTING = "executing", "Executing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Skipped"
+    RETRYING = "retrying", "Retrying"
+
+
+# Runs a new start for the same (workflow, lead) must wait for: a run a person still has to
+# decide on is not over.
+OPEN_RUN_STATUSES = (RunStatus.ACTIVE, RunStatus.NEEDS_REVIEW)
+# Step statuses the dispatcher picks up once next_action_at is due.
+DUE_STEP_STATUSES = (StepStatus.PENDING, StepStatus.RETRYING)
+
+
+class IllegalRunTransition(Exception):
+    """A move the table does not allow: a bug in the caller, never user input."""
+
+    def __init__(self, source: str, target: str) -> None:
+        super().__init__(f"a workflow run cannot move from '{source}' to '{target}'")
+        self.source = source
+        self.target = target
+
+
+RUN_TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
+    # Each step attempt ends the run (completed, failed), keeps it active (next step, retry),
+    # or escalates it; a person may cancel it.
+    RunStatus.ACTIVE: frozenset(
+        {RunStatus.ACTIVE, RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.NEEDS_REVIEW}
+    ),
+    # A person retries the step, skips it, resets to a step (active again) or gives up.
+    RunStatus.NEEDS_REVIEW: frozenset({RunStatus.ACTIVE, RunStatus.FAILED, RunStatus.CANCELLED}),
+    # A person may retry a failed run's step or reset it to a step.
+    RunStatus.FAILED: frozenset({RunStatus.ACTIVE, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
+
+def run_transition_check(source: str, target: str) -> None:
+    if target not in RUN_TRANSITIONS[RunStatus(source)]:
+        raise IllegalRunTransition(source, target)
+
+
+def run_sources_of(target: RunStatus) -> tuple[RunStatus, ...]:
+    return tuple(s for s, targets in RUN_TRANSITIONS.items() if target in targets)
+
+
+class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
+    def _move(self, *, run_id: uuid.UUID, when: Q, now: datetime, **fields: Any) -> bool:
+        """One conditional UPDATE: moves only if the row still matches `when`."""
+        target = fields.get("status")
+        if target is not None:
+            sources = [s for s in RunStatus if target in RUN_TRANSITIONS[s]]
+            when &= Q(status__in=sources)
+        return self.filter(when, id=run_id).update(updated_at=now, **fields) == 1
+
+    def due(self, *, now: datetime) -> "WorkflowRunQuerySet":
+        """Runs whose current step is waiting to run and whose time has come."""
+        return self.filter(status=RunStatus.ACTIVE, step_status__in=DUE_STEP_STATUSES, next_action_at__lte=now)
+
+    def claim(self, *, run_id: uuid.UUID, task_id: str, now: datetime, lease_until: datetime) -> bool:
+        """Take the run's current step for one attempt. Exactly one caller wins. Claimable: a
+        due step; a step whose claim this very message holds (redelivered after its worker
+        died); a step whose lease ran out (its worker is gone)."""
+        claimable = Q(status=RunStatus.ACTIVE) & (
+            Q(step_status__in=DUE_STEP_STATUSES, next_action_at__lte=now)
+            | Q(step_status=StepStatus.EXECUTING, claimed_by=task_id)
+            | Q(step_status=StepStatus.EXECUTING, claimed_until__lt=now)
+        )
+        return self._move(
+            run_id=run_id,
+            when=claimable,
+            now=now,
+            step_status=StepStatus.EXECUTING,
+            claimed_by=task_id,
+            claimed_until=lease_until,
+        )
+
+    def renew_claim(self, *, run_id: uuid.UUID, task_id: str, lease_until: datetime) -> bool:
+        held = self.filter(id=run_id, step_status=StepStatus.EXECUTING, claimed_by=task_id)
+        return held.update(claimed_until=lease_until) == 1
+
+    def finish_step(self, *, run_id: uuid.UUID, task_id: str, now: datetime, **fields: Any) -> bool:
+        """Apply an attempt's outcome (the caller computes the fields: next step, retry, end of
+        run). Only the claim holder may: False when the run was taken over or a person acted."""
+        held = Q(status=RunStatus.ACTIVE, step_status=StepStatus.EXECUTING, claimed_by=task_id)
+        return self._move(run_id=run_id, when=held, now=now, claimed_by="", claimed_until=None, **fields)
+
+    def heal(self, *, run_id: uuid.UUID, now: datetime, stuck_before: datetime) -> bool:
+        """Seed healFailedWorkflows: a step executing with an expired lease (or, for rows
+        without one, untouched since `stuck_before`) goes back to pending, due now. The step's
+        idempotency key makes running it again safe."""
+        stuck = Q(status=RunStatus.ACTIVE, step_status=StepStatus.EXECUTING) & (
+            Q(claimed_until__lt=now) | Q(claimed_until__isnull=True, updated_at__lt=stuck_before)
+        )
+        return self._move(
+            run_id=run_id,
+            when=stuck,
+            now=now,
+            step_status=StepStatus.PENDING,
+            next_action_at=now,
+            claimed_by="",
+            claimed_until=None,
+            heals=F("heals") + 1,
+        )
+
+    def person_move(self, *, run_id: uuid.UUID, from_statuses: tuple[str, ...], now: datetime, **fields: Any) -> bool:
+        """A person's act (retry now, skip, reset, cancel): only from the statuses the act
+        allows and never under a running attempt (executing steps are left to their worker)."""
+        when = Q(status__in=from_statuses) & ~Q(step_status=StepStatus.EXECUTING)
+        return self._move(run_id=run_id, when=when, now=now, **fields)
+
+
+class WorkflowRun(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="workflow_runs")
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    lead = models.ForeignKey(Lead, on_delete=models.PROTECT, related_name="workflow_runs")
+    # 1-based position of the current step (WorkflowStep.position).
+    current_position = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.ACTIVE)
+    step_status = models.CharField(max_length=20, choices=StepStatus.choices, default=StepStatus.PENDING)
+    next_action_at = models.DateTimeField(null=True, blank=True)
+    # Failures of the current step under the `retry` strategy (seed retry_count).
+    retry_count = models.PositiveSmallIntegerField(default=0)
+    # Transient failures (timeouts, 5xx, 429) of the current step's current try, retried with
+    # backoff before the failure strategy applies.
+    transient_attempts = models.PositiveSmallIntegerField(default=0)
+    failure_reason = models.TextField(blank=True)
+    failure_code = models.CharField(max_length=50, blank=True)
+    # The Celery task id executing the current step and until when (see claim).
+    claimed_by = models.CharField(max_length=255, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # Times the healer handed the step out again after its worker vanished.
+    heals = models.PositiveIntegerField(default=0)
+    # Who started it: "api:<key>", "admin:<user>", "disposition:<call id>", "workflow:<run id>".
+    started_by = models.CharField(max_length=200, blank=True)
+    parent_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WorkflowRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [
+            ("act_on_workflowrun", "Can retry, skip, reset and cancel workflow runs"),
+            ("start_workflowrun", "Can start workflow runs"),
+        ]
+        constraints = [
+            # Seed scenario 5: two concurrent starts for the same lead and workflow make one run.
+            models.UniqueConstraint(
+                fields=["workflow", "lead"],
+                condition=Q(status__in=["active", "needs_review"]),
+                name="uniq_open_run_per_workflow_lead",
+            ),
+        ]
+        indexes = [
+            # The dispatcher: due steps, oldest first.
+            models.Index(
+                fields=["next_action_at"],
+                condition=Q(status="active", step_status__in=["pending", "retrying"]),
+                name="run_due_idx",
+            ),
+            # The healer: executing steps by lease expiry.
+            models.Index(fields=["claimed_until"], condition=Q(step_status="executing"), name="run_executing_idx"),
+            models.Index(fields=["organization", "status", "-created_at"], name="run_org_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow} for {self.lead}"
+
+    def current_step(self) -> WorkflowStep | None:
+        return self.workflow.steps.filter(position=self.current_position).first()
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_RUN_STATUSES
+
+
+class StepOutcome(models.TextChoices):
+    SUCCEEDED = "succeeded", "Succeeded"
+    # Transient failure; the step is tried again with backoff.
+    RETRY_SCHEDULED = "retry_scheduled", "Failed, retry scheduled"
+    FAILED = "failed", "Failed"
+    SKIPPED = "skipped", "Failed, skipped (strategy skip)"
+    CONTINUED = "continued", "Failed, continued (strategy continue)"
+    # The worker died mid-attempt; found open by the healer or the next attempt.
+    WORKER_LOST = "worker_lost", "Worker lost"
+    # Deferred without counting as a failure (circuit open, rate limit window).
+    DEFERRED = "deferred", "Deferred"
+
+
+class StepExecution(models.Model):
+    """The workflow delivery log: one row per attempt of a step."""
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="executions")
+    step = models.ForeignKey(WorkflowStep, null=True, on_delete=models.SET_NULL, related_name="+")
+    # Snapshots: the step may be edited or removed later; the log says what ran.
+    position = models.PositiveSmallIntegerField()
+    action_type = models.CharField(max_length=20)
+    attempt = models.PositiveIntegerField(help_text="1-based, across the run's attempts of this step")
+    task_id = models.CharField(max_length=255, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, choices=StepOutcome.choices, blank=True)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=50, blank=True)
+    provider_id = models.CharField(max_length=200, blank=True)
+    # Sent with every provider request of this step try, so re-executing it (a worker died, the
+    # healer handed it out again) cannot place a second call or SMS.
+    idempotency_key = models.CharField(max_length=200)
+    # Strategy action of the seed, where one applied: step_skipped_on_error,
+    # continued_despite_error, scheduled_retry.
+    action = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["run", "started_at", "attempt"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "position", "attempt"], name="uniq_step_execution_attempt")
+        ]
+        indexes = [
+            models.Index(fields=["action_type", "started_at"], name="stepexec_type_started_idx"),
+            models.Index(fields=["error_code"], name="stepexec_error_code_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"step {self.position} attempt {self.attempt} of {self.run_id}"
