@@ -11,5 +11,9 @@ urlpatterns = [
     re_path(r"^webhooks$", webhook_not_found),  # else APPEND_SLASH would answer with HTML
     path("health/", health, name="health"),
     path("api/", include("ops_app.api.urls")),
-    *([path("sandbox/clio/", include("localdev.sandbox"))] if settings.MENDHOOK_DEMO_SANDBOX else []),
+    *(
+        [path("sandbox/clio/", include("localdev.sandbox")), path("sandbox/", include("localdev.sandbox_providers"))]
+        if settings.MENDHOOK_DEMO_SANDBOX
+        else []
+    ),
 ]

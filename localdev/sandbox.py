@@ -20,12 +20,17 @@ _redis: redis.Redis | None = None
 logger = logging.getLogger(__name__)
 
 
-def _counter(key: str) -> int:
+def sandbox_redis() -> redis.Redis:
     global _redis
     if _redis is None:
         _redis = redis.Redis.from_url(settings.REDIS_URL)
-    count = int(_redis.incr(f"mendhook:sandbox:{key}"))
-    _redis.expire(f"mendhook:sandbox:{key}", 3600)
+    return _redis
+
+
+def sandbox_counter(key: str) -> int:
+    store = sandbox_redis()
+    count = int(store.incr(f"mendhook:sandbox:{key}"))
+    store.expire(f"mendhook:sandbox:{key}", 3600)
     return count
 
 
@@ -51,7 +56,7 @@ def create_task(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": "Idempotency-Key required"}, status=400)
     if matter_id.endswith("7"):
         return scripted_failure(503, "service unavailable", matter_id=matter_id)
-    if matter_id.endswith("3") and _counter(key) <= 2:
+    if matter_id.endswith("3") and sandbox_counter(key) <= 2:
         return scripted_failure(500, "internal error", matter_id=matter_id)
     organization = Organization.objects.order_by("id").first()
     if organization is None:
