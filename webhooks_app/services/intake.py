@@ -31,6 +31,13 @@ EVENT_ID_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
     SourceKind.LLAMAPARSE: [("event_id",)],
     SourceKind.GENERIC: [("id",), ("event_id",)],
 }
+# Providers that send no event id but one event of each type per call: the key is the event type
+# and the call id together (Retell: event + call_id), so a redelivery is a duplicate while
+# call_ended and call_analyzed of one call stay two events.
+EVENT_KEY_PARTS: dict[str, Sequence[Sequence[tuple[str, ...]]]] = {
+    SourceKind.RETELL: [[("event",)], [("call", "call_id")]],
+    SourceKind.VAPI: [[("message", "type")], [("message", "call", "id")]],
+}
 ENTITY_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
     SourceKind.CLIO: [("data", "matter_id")],
     SourceKind.VAPI: [("message", "call", "id")],
@@ -86,6 +93,9 @@ def idempotency_key_for(source: Source, body: bytes, payload: Mapping[str, Any],
     provider_id = _dig(payload, EVENT_ID_PATHS.get(source.kind, []))
     if provider_id:
         return _id_key("id:", provider_id)
+    parts = [_dig(payload, paths) for paths in EVENT_KEY_PARTS.get(source.kind, [])]
+    if parts and all(parts):
+        return _id_key("ev:", ":".join(parts))
     return HASHED + hashlib.sha256(body).hexdigest()
 
 
