@@ -247,3 +247,12 @@ def test_a_call_placed_with_a_lead_id_belongs_to_that_lead_not_to_the_phone_matc
     settle(accepted(deliver(client, retell, retell_payload("call_e1", metadata={"lead_id": str(named.id)}))))
 
     assert CallLog.objects.get().lead == named != by_phone
+
+
+@pytest.mark.integration
+def test_a_retell_event_without_a_call_id_fails_naming_it_and_records_no_call(worker, client, retell):
+    event = settle(accepted(deliver(client, retell, {"event": "call_ended", "call": {"call_status": "ended"}})))
+
+    assert (event.status, event.last_error_code) == (EventStatus.FAILED, "ERR_VALIDATION")
+    assert event.last_error == "Retell payload has no call.call_id"
+    assert not CallLog.objects.exists()

@@ -6,8 +6,16 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from tests.factories import DispositionActionFactory, DispositionFactory
+from tests.factories import (
+    ActionExecutionFactory,
+    CallLogFactory,
+    DispositionActionFactory,
+    DispositionFactory,
+    EventItemFactory,
+    WebhookEventFactory,
+)
 from tests.support.calls import accepted, deliver, lead_create, retell_source, workflow_create
 from tests.support.fake_http import Fault
 from tests.support.signing import retell_payload
@@ -22,7 +30,7 @@ from workflows_app.models import (
     RunStatus,
     WorkflowRun,
 )
-from workflows_app.services.dispositions import CallActRefused, call_retry_failed_actions
+from workflows_app.services.dispositions import CallActRefused, call_retry_failed_actions, call_route
 from workflows_app.services.runs import run_start
 
 T = DispositionActionType
@@ -260,3 +268,42 @@ def test_retrying_a_call_with_nothing_failed_is_refused(db, organization):
     with pytest.raises(CallActRefused):
         call_retry_failed_actions(call_id=call.id)
     assert not WebhookEvent.objects.exists()
+
+
+def test_an_action_that_ran_before_its_worker_was_lost_is_marked_done_not_run_again(
+    db, organization, settings, fake_twilio
+):
+    # The SMS went out and its execution committed, then the worker died before the item did.
+    settings.TWILIO_BASE_URL, settings.TWILIO_ACCOUNT_SID = fake_twilio.url, "ACtest"
+    settings.TWILIO_FROM_NUMBER = "+14155550100"
+    fake_twilio.reset()
+    source = retell_source(organization)
+    lead = lead_create(organization)
+    disposition = DispositionFactory(organization=organization, name="Interested")
+    sms = action(disposition, 1, T.SEND_SMS, body="Thanks")
+    update = action(disposition, 2, T.UPDATE_LEAD_STATUS, status="qualified")
+    call = CallLogFactory(organization=organization, lead=lead, disposition="Interested", routed_at=timezone.now())
+    event = WebhookEventFactory(source=source, event_type="call_ended")
+    for number, (act, done) in enumerate([(sms, True), (update, False)], start=1):
+        key = f"{call.id}:{act.id}"
+        ActionExecutionFactory(
+            call=call,
+            action=act,
+            idempotency_key=key,
+            status=ActionExecutionStatus.SUCCEEDED if done else ActionExecutionStatus.PENDING,
+            success=True if done else None,
+            attempts=1 if done else 0,
+            result="sms SM1" if done else "",
+        )
+        EventItemFactory(event=event, number=number, idempotency_key=key, status=ItemStatus.PENDING)
+
+    items = call_route(call=call, event=event)
+
+    assert [(i.status, i.downstream_id) for i in items] == [
+        (ItemStatus.SUCCEEDED, "sms SM1"),
+        (ItemStatus.SUCCEEDED, "lead status qualified"),
+    ]
+    assert fake_twilio.requests == []
+    assert ActionExecution.objects.get(action=sms).attempts == 1
+    lead.refresh_from_db()
+    assert lead.status == LeadStatus.QUALIFIED
