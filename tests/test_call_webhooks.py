@@ -256,3 +256,13 @@ def test_a_retell_event_without_a_call_id_fails_naming_it_and_records_no_call(wo
     assert (event.status, event.last_error_code) == (EventStatus.FAILED, "ERR_VALIDATION")
     assert event.last_error == "Retell payload has no call.call_id"
     assert not CallLog.objects.exists()
+
+
+def test_vapi_messages_sent_many_times_per_call_are_not_collapsed_into_one(client, vapi):
+    first = {"message": {"type": "status-update", "status": "in-progress", "call": {"id": "vapi-call-4"}}}
+    later = {"message": {"type": "status-update", "status": "ended", "call": {"id": "vapi-call-4"}}}
+
+    responses = [deliver(client, vapi, first), deliver(client, vapi, later)]
+
+    assert [r.status_code for r in responses] == [202, 202]
+    assert all(k.startswith("sha256:") for k in WebhookEvent.objects.values_list("idempotency_key", flat=True))
