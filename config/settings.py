@@ -319,3 +319,16 @@ CACHES = {
 # Replays (POST /api/v1/replays) hand events to the workers in batches at this rate at most.
 MENDHOOK_REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=50)
 MENDHOOK_REPLAY_EVENTS_PER_SECOND = env.float("REPLAY_EVENTS_PER_SECOND", default=10.0)
+
+# --- Calls and dispositions (workflows_app) ----------------------------------------------------
+# An OpenAI-compatible chat-completions endpoint that picks a call's disposition from its
+# transcript; unset or failing: the seed's fallback by call duration.
+ANALYSIS_BASE_URL = env.str("ANALYSIS_BASE_URL", default="")
+ANALYSIS_MODEL = env.str("ANALYSIS_MODEL", default="gpt-4o-mini")
+ANALYSIS_API_KEY = env.str("ANALYSIS_API_KEY", default="")
+ANALYSIS_TIMEOUT_SECONDS = env.float("ANALYSIS_TIMEOUT_SECONDS", default=20.0)
+# A Twilio-style SMS API for the send_sms disposition action (and the workflow SMS step).
+TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="https://api.twilio.com")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")

@@ -13,6 +13,7 @@ from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.api import Api, api_for
 from tests.support.fake_http import FakeClio, Recorder
+from tests.support.fake_providers_calls import FakeAnalysis, FakeTwilio
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
@@ -81,12 +82,28 @@ def sentry_receiver() -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="session")
+def fake_ai() -> Iterator[FakeAnalysis]:
+    server = FakeAnalysis().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def worker_process(
     django_db_setup: None,
     django_db_blocker: Any,
     fake_clio: FakeClio,
     alert_receiver: Recorder,
     sentry_receiver: Recorder,
+    fake_ai: FakeAnalysis,
+    fake_twilio: FakeTwilio,
 ) -> Iterator[WorkerProcess]:
     """One worker for the session, with alerts and Sentry pointed at local recorders. It is
     stopped before pytest-django drops the test database."""
@@ -96,6 +113,12 @@ def worker_process(
             ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
             SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
             SENTRY_ENVIRONMENT="test",
+            ANALYSIS_BASE_URL=f"{fake_ai.url}/v1",
+            ANALYSIS_TIMEOUT_SECONDS="1",
+            TWILIO_BASE_URL=fake_twilio.url,
+            TWILIO_ACCOUNT_SID="ACtest",
+            TWILIO_AUTH_TOKEN="test-token",
+            TWILIO_FROM_NUMBER="+14155550100",
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc
@@ -110,8 +133,10 @@ def worker(
     fake_clio: FakeClio,
     alert_receiver: Recorder,
     sentry_receiver: Recorder,
+    fake_ai: FakeAnalysis,
+    fake_twilio: FakeTwilio,
 ) -> Iterator[WorkerProcess]:
-    for fake in (fake_clio, alert_receiver, sentry_receiver):
+    for fake in (fake_clio, alert_receiver, sentry_receiver, fake_ai, fake_twilio):
         fake.reset()
     purge_queues()
     yield worker_process

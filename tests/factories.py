@@ -21,6 +21,15 @@ from webhooks_app.models import (
     WebhookEvent,
 )
 from webhooks_app.models.sources import new_signing_secret
+from workflows_app.models import (
+    ActionExecution,
+    CallLog,
+    CallProvider,
+    CallStatus,
+    Disposition,
+    DispositionAction,
+    DispositionActionType,
+)
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -166,3 +175,48 @@ class AuditEntryFactory(factory.django.DjangoModelFactory):
     act = AuditAct.RETRY_FAILED_ITEMS
     status_before = "partial_failure"
     status_after = "queued"
+
+
+# --- Calls and dispositions (workflows_app) --------------------------------------------------
+
+
+class CallLogFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CallLog
+
+    organization = factory.SubFactory(OrganizationFactory)
+    provider = CallProvider.RETELL
+    provider_call_id = factory.Sequence(lambda n: f"call_{n:08d}")
+    status = CallStatus.ENDED
+    duration_seconds = 95.0
+    transcript = "Agent: Hello.\nUser: Call me back tomorrow."
+
+
+class DispositionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Disposition
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Disposition {n}")
+
+
+class DispositionActionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DispositionAction
+
+    disposition = factory.SubFactory(DispositionFactory)
+    position = factory.Sequence(lambda n: n % 30000 + 1)
+    action_type = DispositionActionType.UPDATE_LEAD_STATUS
+    config = factory.LazyFunction(lambda: {"status": "contacted"})
+
+
+class ActionExecutionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ActionExecution
+
+    call = factory.SubFactory(CallLogFactory)
+    action = factory.SubFactory(
+        DispositionActionFactory, disposition__organization=factory.SelfAttribute("...call.organization")
+    )
+    action_type = factory.SelfAttribute("action.action_type")
+    idempotency_key = factory.LazyAttribute(lambda e: f"{e.call.id}:{e.action.id}")

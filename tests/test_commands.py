@@ -75,6 +75,29 @@ def test_it_gives_hmac_sources_a_hex_secret_and_reuses_the_organization(db: None
     assert secret in out
 
 
+def test_a_retell_source_takes_its_api_key_from_the_environment_and_never_prints_it(
+    db: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETELL_API_KEY", "key_from_the_dashboard_0123")
+
+    out = run("create_source", "--org", "acme", "--slug", "acme-retell", "--kind", "retell", "--scheme", "retell",
+              "--secret-env", "RETELL_API_KEY")  # fmt: skip
+
+    source = Source.objects.get(slug="acme-retell")
+    assert (source.signing_scheme, source.signing_secrets) == (SigningScheme.RETELL, ["key_from_the_dashboard_0123"])
+    assert "key_from_the_dashboard_0123" not in out and "$RETELL_API_KEY" in out
+
+
+def test_a_retell_source_without_its_api_key_is_refused(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_SUCH_KEY", raising=False)
+
+    with pytest.raises(CommandError, match="Retell API key"):
+        run("create_source", "--org", "acme", "--slug", "r1", "--kind", "retell", "--scheme", "retell")
+    with pytest.raises(CommandError, match="NO_SUCH_KEY: that environment variable is empty"):
+        run("create_source", "--org", "acme", "--slug", "r1", "--kind", "retell", "--secret-env", "NO_SUCH_KEY")
+    assert not Source.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -19,6 +19,7 @@ class ErrorCode(models.TextChoices):
     VALIDATION = "ERR_VALIDATION", "Payload failed validation"
     INTERNAL = "ERR_INTERNAL", "Unexpected error in mendhook"
     SECRET_UNREADABLE = "ERR_SECRET_UNREADABLE", "A stored secret cannot be decrypted with the configured keys"
+    RUN_BUSY = "ERR_RUN_BUSY", "A workflow run's step is executing; the act waits for it"
 
 
 class FailureKind(models.TextChoices):
@@ -36,6 +37,8 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.RATE_LIMITED,
         ErrorCode.TIMEOUT,
         ErrorCode.CONNECTION,
+        # A run's step finishes within its lease; asking again shortly succeeds.
+        ErrorCode.RUN_BUSY,
         # An unexpected exception is most often a passing fault; backoff then dead letter
         # bounds the cost when it is a bug.
         ErrorCode.INTERNAL,

@@ -67,6 +67,11 @@ class SigningScheme(models.TextChoices):
     STANDARD_WEBHOOKS = "standard_webhooks", "Standard Webhooks"
     # Hex HMAC-SHA256 of the raw body in one header, as several providers send it.
     HMAC_SHA256 = "hmac_sha256", "HMAC-SHA256 of body"
+    # Retell's x-retell-signature: "v=<unix ms>,d=<hex HMAC-SHA256 of body + ms>", keyed with
+    # the Retell API key that carries the webhook badge (the secret to store here).
+    RETELL = "retell", "Retell (x-retell-signature)"
+    # Vapi's server secret: the x-vapi-secret header carries the configured secret itself.
+    VAPI_SECRET = "vapi_secret", "Vapi server secret (x-vapi-secret)"
 
 
 class ConnectorKind(models.TextChoices):

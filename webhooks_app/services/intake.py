@@ -31,6 +31,18 @@ EVENT_ID_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
     SourceKind.LLAMAPARSE: [("event_id",)],
     SourceKind.GENERIC: [("id",), ("event_id",)],
 }
+# Providers that send no event id but some event types once per call: for those the key is the
+# event type and the call id together (Retell: event + call_id), so a redelivery is a duplicate
+# while call_ended and call_analyzed of one call stay two events. Types sent many times per call
+# (Vapi status-update, Retell transcript_updated) keep the body hash.
+EVENT_KEY_PARTS: dict[str, Sequence[Sequence[tuple[str, ...]]]] = {
+    SourceKind.RETELL: [[("event",)], [("call", "call_id")]],
+    SourceKind.VAPI: [[("message", "type")], [("message", "call", "id")]],
+}
+ONCE_PER_CALL_EVENTS: dict[str, frozenset[str]] = {
+    SourceKind.RETELL: frozenset({"call_started", "call_ended", "call_analyzed"}),
+    SourceKind.VAPI: frozenset({"end-of-call-report"}),
+}
 ENTITY_PATHS: dict[str, Sequence[tuple[str, ...]]] = {
     SourceKind.CLIO: [("data", "matter_id")],
     SourceKind.VAPI: [("message", "call", "id")],
@@ -86,6 +98,9 @@ def idempotency_key_for(source: Source, body: bytes, payload: Mapping[str, Any],
     provider_id = _dig(payload, EVENT_ID_PATHS.get(source.kind, []))
     if provider_id:
         return _id_key("id:", provider_id)
+    parts = [_dig(payload, paths) for paths in EVENT_KEY_PARTS.get(source.kind, [])]
+    if parts and all(parts) and parts[0] in ONCE_PER_CALL_EVENTS.get(source.kind, frozenset()):
+        return _id_key("ev:", ":".join(parts))
     return HASHED + hashlib.sha256(body).hexdigest()
 
 

@@ -1,9 +1,15 @@
 """Calls and what their outcome (disposition) sets off: call logs from the voice providers'
 call-ended webhooks, the per-organization disposition routing, and the ledger of each action."""
 
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import F
 
 from webhooks_app.models import Organization, WebhookEvent
+from workflows_app.action_configs import ActionConfigError, action_config_validate
 from workflows_app.models.leads import Lead
 from workflows_app.models.runs import WorkflowRun
 
@@ -21,11 +27,39 @@ class CallStatus(models.TextChoices):
     ERROR = "error", "Error"
 
 
+# How far along a call is: a late or repeated webhook never moves a call back (an analyzed call
+# stays analyzed when its call_ended arrives after call_analyzed). An error outranks nothing
+# that came later: a call that ended is not made an error by an old event.
+CALL_STATUS_RANK = {
+    CallStatus.REGISTERED: 0,
+    CallStatus.ONGOING: 1,
+    CallStatus.ERROR: 2,
+    CallStatus.ENDED: 3,
+    CallStatus.ANALYZED: 4,
+}
+
+
+def call_status_later(current: str, incoming: str) -> str:
+    return incoming if CALL_STATUS_RANK[CallStatus(incoming)] > CALL_STATUS_RANK[CallStatus(current)] else current
+
+
 # Seed 004 fallback when the analysis fails: classified by duration alone.
 FALLBACK_CONNECTED = "Connected - Manual Review Needed"
 FALLBACK_NO_ANSWER = "No Answer"
 FALLBACK_CONFIDENCE = 0.3
 FALLBACK_MIN_CONNECTED_SECONDS = 30
+
+
+class CallLogQuerySet(models.QuerySet["CallLog"]):
+    def analysis_record(self, *, call_id: int, now: datetime, **fields: Any) -> bool:
+        """Keep the first analysis a call gets: two events of one call analysed at once (a
+        call_ended and a call_analyzed) store one answer, and the other is discarded."""
+        return self.filter(id=call_id, analyzed_at__isnull=True).update(analyzed_at=now, updated_at=now, **fields) == 1
+
+    def route_claim(self, *, call_id: int, now: datetime) -> bool:
+        """The one event that plans the call's disposition actions; every other event of the
+        call (a duplicate, the call_analyzed after call_ended) finds it routed and plans none."""
+        return self.filter(id=call_id, routed_at__isnull=True).update(routed_at=now, updated_at=now) == 1
 
 
 class CallLog(models.Model):
@@ -63,6 +97,8 @@ class CallLog(models.Model):
     last_event = models.ForeignKey(WebhookEvent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CallLogQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
@@ -114,11 +150,56 @@ class DispositionAction(models.Model):
     def __str__(self) -> str:
         return f"{self.get_action_type_display()} on {self.disposition}"
 
+    def clean(self) -> None:
+        try:
+            self.config = action_config_validate(self.action_type, self.config)
+        except ActionConfigError as exc:
+            raise ValidationError({"config": str(exc)}) from None
+
 
 class ActionExecutionStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed"
+
+
+# An action runs again only from these; a succeeded one is never run twice.
+ACTION_RUNNABLE = (ActionExecutionStatus.PENDING, ActionExecutionStatus.FAILED)
+
+
+class ActionExecutionQuerySet(models.QuerySet["ActionExecution"]):
+    def _record(self, *, execution_id: int, now: datetime, **fields: Any) -> bool:
+        return (
+            self.filter(id=execution_id, status__in=ACTION_RUNNABLE).update(
+                executed_at=now, attempts=F("attempts") + 1, **fields
+            )
+            == 1
+        )
+
+    def record_success(self, *, execution_id: int, now: datetime, execution_time_ms: int, result: str) -> bool:
+        return self._record(
+            execution_id=execution_id,
+            now=now,
+            status=ActionExecutionStatus.SUCCEEDED,
+            success=True,
+            error="",
+            error_code="",
+            execution_time_ms=execution_time_ms,
+            result=result[:500],
+        )
+
+    def record_failure(
+        self, *, execution_id: int, now: datetime, execution_time_ms: int, error: str, error_code: str
+    ) -> bool:
+        return self._record(
+            execution_id=execution_id,
+            now=now,
+            status=ActionExecutionStatus.FAILED,
+            success=False,
+            error=error,
+            error_code=error_code,
+            execution_time_ms=execution_time_ms,
+        )
 
 
 class ActionExecution(models.Model):
@@ -140,6 +221,10 @@ class ActionExecution(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     # Sent with the action's outbound requests (send_sms), so a retry cannot send twice.
     idempotency_key = models.CharField(max_length=200, unique=True)
+    # What a succeeded action did: the run it started (or found open), the message it sent.
+    result = models.CharField(max_length=500, blank=True)
+
+    objects = ActionExecutionQuerySet.as_manager()
 
     class Meta:
         ordering = ["call", "id"]

@@ -1,5 +1,6 @@
 """Register a webhook source (and its organization, if new) with a fresh signing secret."""
 
+import os
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -35,7 +36,12 @@ class Command(BaseCommand):
         parser.add_argument("--slug", required=True, help="the source's URL part: /webhooks/<slug>/")
         parser.add_argument("--kind", required=True, help=f"one of {', '.join(SourceKind.values)}")
         parser.add_argument(
-            "--scheme", default=SigningScheme.STANDARD_WEBHOOKS.value, help="standard_webhooks|hmac_sha256"
+            "--scheme", default=SigningScheme.STANDARD_WEBHOOKS.value, help="|".join(SigningScheme.values)
+        )
+        parser.add_argument(
+            "--secret-env",
+            default="",
+            help="environment variable holding the secret the provider signs with (retell: the API key)",
         )
         parser.add_argument("--connector", default=ConnectorKind.LOCAL.value, help="local|clio_http")
         parser.add_argument("--connector-url", default="", help="base URL of the API (clio_http only)")
@@ -58,11 +64,18 @@ class Command(BaseCommand):
                 raise CommandError("--connector clio_http needs --connector-url, an http(s) URL") from None
         elif connector_url:
             raise CommandError(f"--connector-url only applies to --connector {ConnectorKind.CLIO_HTTP.value}")
+        # Retell signs with the account's API key, so that key is the secret; never on the command
+        # line (shell history), only through the environment.
+        given = os.environ.get(options["secret_env"], "") if options["secret_env"] else ""
+        if options["secret_env"] and not given:
+            raise CommandError(f"--secret-env {options['secret_env']}: that environment variable is empty or unset")
+        if scheme == SigningScheme.RETELL and not given:
+            raise CommandError("--scheme retell verifies with your Retell API key: pass --secret-env NAME")
         if Source.objects.filter(slug=slug).exists():
             raise CommandError(f"a source with slug {slug!r} already exists")
 
         # Shown once, below; stored only encrypted.
-        secret = signing_secret_for_scheme(scheme)
+        secret = given or signing_secret_for_scheme(scheme)
         try:
             with transaction.atomic():
                 organization, _ = Organization.objects.get_or_create(slug=org_slug, defaults={"name": org_slug})
@@ -80,7 +93,11 @@ class Command(BaseCommand):
 
         self.stdout.write(f"created source {source.slug} ({source.kind}) for organization {organization.slug}")
         self.stdout.write(f"  intake URL: {options['base_url'].rstrip('/')}/webhooks/{source.slug}/")
-        if scheme == SigningScheme.STANDARD_WEBHOOKS:
+        if given:
+            self.stdout.write(f"  signing secret: taken from ${options['secret_env']}")
+        elif scheme == SigningScheme.STANDARD_WEBHOOKS:
             self.stdout.write(f"  signing secret (Standard Webhooks): {secret}")
+        elif scheme == SigningScheme.VAPI_SECRET:
+            self.stdout.write(f"  server secret (Vapi sends it in x-vapi-secret): {secret}")
         else:
             self.stdout.write(f"  signing secret (hex HMAC-SHA256 of the body in {source.signature_header}): {secret}")

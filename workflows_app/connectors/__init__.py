@@ -1,0 +1,1 @@
+"""Clients of the third-party services workflows and dispositions reach over HTTP."""
