@@ -148,7 +148,7 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
 # Load balancers and container healthchecks probe over plain HTTP from inside.
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
@@ -224,6 +224,15 @@ MENDHOOK_HTTP_TIMEOUT_SECONDS = env.float("CONNECTOR_HTTP_TIMEOUT_SECONDS", defa
 SECRETS_ENCRYPTION_KEYS = env.list("SECRETS_ENCRYPTION_KEYS", default=[])
 # How long a rotated-out signing secret still verifies, so senders can switch.
 MENDHOOK_SIGNING_SECRET_GRACE_HOURS = env.float("SIGNING_SECRET_GRACE_HOURS", default=24.0)
+
+# --- Health, the one beat, metrics (README "Health, metrics and logs") -----------------------
+# The running beat holds a Redis lock this long between renewals (it renews on every tick, at
+# least every 5 s); a second beat stands by and takes over within this after the holder dies.
+MENDHOOK_BEAT_LOCK_TTL_SECONDS = env.float("BEAT_LOCK_TTL_SECONDS", default=30.0)
+# Readiness calls beat stale when its last tick is older than this.
+MENDHOOK_BEAT_STALE_SECONDS = env.float("BEAT_STALE_SECONDS", default=60.0)
+# Readiness warns when an event or workflow step has waited this long for a worker or for beat.
+MENDHOOK_HEALTH_MAX_WAIT_SECONDS = env.float("HEALTH_MAX_WAIT_SECONDS", default=300.0)
 
 # --- Logging and Sentry ----------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
