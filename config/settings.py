@@ -189,7 +189,8 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler that schedules only while it holds the one-beat lock.
+CELERY_BEAT_SCHEDULER = "ops_app.beat_lock:LockedDatabaseScheduler"
 
 # --- mendhook ------------------------------------------------------------------------------
 # Slack-compatible incoming-webhook URL for dead-letter alerts; without it alerts are ERROR logs.

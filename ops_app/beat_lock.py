@@ -143,19 +143,16 @@ class LockedDatabaseScheduler(DatabaseScheduler):
         super().__init__(*args, **kwargs)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        was_held = self.beat_lock.held
+        # Never sleep longer than a third of the TTL: the holder renews on its next tick, and a
+        # standby looks again soon after a lock frees.
+        renew_within = max(self.beat_lock.ttl / 3, 0.5)
         if not self.beat_lock.hold():
-            # Well within the TTL, so a freed lock is taken soon.
-            return float(min(self.max_interval, max(self.beat_lock.ttl / 3, 0.5)))
-        if not was_held:
-            # Taking over: read the schedule afresh, with the last run times the old holder saved.
-            self._initial_read = True
-            self._heap = None
+            return float(min(self.max_interval, renew_within))
         try:
             heartbeat_write(self.beat_lock.client, holder=self.beat_lock.identity)
         except RedisError:
             logger.warning("beat heartbeat not written: Redis is unreachable", exc_info=True)
-        return float(super().tick(*args, **kwargs))
+        return float(min(super().tick(*args, **kwargs), renew_within))
 
     def close(self) -> None:
         try:

@@ -132,7 +132,7 @@ def test_it_gives_compose_the_same_process_layout_with_a_healthcheck_on_every_lo
     worker = services["worker"]["command"]
     assert worker[worker.index("-Q") + 1] == ALL_QUEUES
     assert "-E" in worker  # Flower shows tasks only when workers send events
-    assert "--scheduler=django_celery_beat.schedulers:DatabaseScheduler" in services["beat"]["command"]
+    assert "--scheduler=ops_app.beat_lock:LockedDatabaseScheduler" in services["beat"]["command"]
     assert "deploy" not in services["beat"]  # exactly one beat
     assert services["redis"]["command"] == [
         "redis-server", "--appendonly", "yes", "--maxmemory-policy", "noeviction",
