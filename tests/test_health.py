@@ -1,5 +1,8 @@
 """/health/live and /health/ready: shapes, verdicts per role, and a real Redis outage."""
 
+import io
+import json
+import socket
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -7,6 +10,7 @@ from datetime import timedelta
 import httpx
 import pytest
 import redis
+from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -14,7 +18,7 @@ from ops_app.beat_lock import heartbeat_write
 from ops_app.health import checks
 from ops_app.health.readiness import Role, readiness
 from tests.support.events import make_event
-from tests.support.processes import PrivateRedis, start_gunicorn
+from tests.support.processes import PrivateRedis, free_port, start_gunicorn
 from tests.support.waiting import wait_for
 from tests.support.worker import worker_env
 from webhooks_app.models import EventStatus, WebhookEvent
@@ -154,6 +158,8 @@ def test_readiness_turns_503_when_redis_is_stopped_and_back_to_200(transactional
         assert stale.status_code == 503
         assert stale.json()["reasons"][0].startswith("beat: the last beat tick was 60")
 
+        assert probe("--role", "web", "--url", url)[0] == 0
+
         private_redis.stop()
         down = ready(url)
         assert down.status_code == 503
@@ -162,8 +168,50 @@ def test_readiness_turns_503_when_redis_is_stopped_and_back_to_200(transactional
         assert any(r.startswith("broker: the broker is unreachable") for r in reasons), reasons
         assert any(r.startswith("redis: Unable to connect to Redis") for r in reasons), reasons
         assert httpx.get(f"{url}/health/live", timeout=5).status_code == 200
+        code, output = probe("--role", "web", "--url", url)
+        assert code == 1 and json.loads(output)["status"] == "unavailable"
 
         private_redis.start()
         wait_for(lambda: ready(url).status_code == 200, timeout=30, message="readiness to come back")
     finally:
         web.stop()
+
+
+# --- manage.py health_check, the container probes ----------------------------------------------
+
+
+def probe(*args: str) -> tuple[int, str]:
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exited:
+        call_command("health_check", *args, stdout=out, stderr=out)
+    return int(exited.value.code or 0), out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_probe_passes_on_a_fresh_heartbeat_and_fails_on_a_stale_one(settings) -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    heartbeat_write(client, holder="beat-host:1")
+    code, output = probe("--role", "beat")
+    assert code == 0, output
+    assert json.loads(output)["components"]["beat"]["holder"] == "beat-host:1"
+
+    heartbeat_write(client, holder="beat-host:1", now=time.time() - settings.MENDHOOK_BEAT_STALE_SECONDS - 5)
+    code, output = probe("--role", "beat")
+    assert code == 1
+    assert json.loads(output)["reasons"][0].startswith("beat: the last beat tick was")
+
+
+@pytest.mark.integration
+def test_the_worker_probe_pings_its_own_node_only(worker) -> None:
+    node = f"test@{socket.gethostname()}"  # the session worker's name (tests/support/worker.py)
+    code, output = probe("--role", "worker", "--node", node)
+    assert code == 0, output
+    code, output = probe("--role", "worker", "--node", "celery@no-such-host")
+    assert code == 1
+    assert "node: worker celery@no-such-host did not answer" in json.loads(output)["reasons"][0]
+
+
+def test_the_web_probe_says_when_nothing_listens() -> None:
+    code, output = probe("--role", "web", "--url", f"http://127.0.0.1:{free_port()}", "--timeout", "2")
+    assert code == 2
+    assert "is not reachable" in output

@@ -140,6 +140,9 @@ def test_it_gives_compose_the_same_process_layout_with_a_healthcheck_on_every_lo
     assert services["web"]["environment"]["SECRET_KEY"] == "${SECRET_KEY:?set SECRET_KEY}"
     long_lived = set(services) - {"migrate"}
     assert {name for name in long_lived if "healthcheck" in services[name]} == long_lived
+    for role in ("web", "worker", "beat"):
+        probe = services[role]["healthcheck"]["test"]
+        assert probe[:6] == ["CMD", "python", "manage.py", "health_check", "--role", role]
     for name in ("web", "worker", "beat", "flower"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
 
