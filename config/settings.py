@@ -234,15 +234,29 @@ MENDHOOK_BEAT_LOCK_TTL_SECONDS = env.float("BEAT_LOCK_TTL_SECONDS", default=30.0
 MENDHOOK_BEAT_STALE_SECONDS = env.float("BEAT_STALE_SECONDS", default=60.0)
 # Readiness warns when an event or workflow step has waited this long for a worker or for beat.
 MENDHOOK_HEALTH_MAX_WAIT_SECONDS = env.float("HEALTH_MAX_WAIT_SECONDS", default=300.0)
+# Bearer token a Prometheus scraper sends to /metrics (staff sessions need none). Empty: staff only.
+MENDHOOK_METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Logging and Sentry ----------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json": one JSON object per line (python-json-logger), with every `extra` field report_failure
+# adds (function, action, event_id, organization_id, error_code ...) as its own key.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d %(threadName)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "threadName": "thread"},
+        },
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
         # WARNING and above from the working apps and Celery become grouped error records in
         # ops_app: the seam that lets ops_app observe them without being imported (STYLE.md).
         "error_records": {"class": "ops_app.errors.ErrorRecordHandler", "level": "WARNING"},
@@ -262,7 +276,9 @@ if SENTRY_DSN:
 
     sentry_sdk.init(
         dsn=SENTRY_DSN,
-        integrations=[DjangoIntegration(), CeleryIntegration()],
+        # monitor_beat_tasks: each beat job becomes a Sentry Cron monitor (check-ins from the
+        # worker that runs it), so a job that stops running or keeps failing is reported.
+        integrations=[DjangoIntegration(), CeleryIntegration(monitor_beat_tasks=True)],
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         send_default_pii=False,

@@ -95,11 +95,11 @@ def test_breaker_states_are_read_from_a_mapping_or_rows() -> None:
         def __init__(self, name: str, state: str) -> None:
             self.name, self.state = name, state
 
-    assert sorted(checks._breaker_rows({"clio:1": "open", "vapi": "closed"})) == [
+    assert sorted(checks.breaker_rows({"clio:1": "open", "vapi": "closed"})) == [
         ("clio:1", "open"),
         ("vapi", "closed"),
     ]
-    assert list(checks._breaker_rows([{"name": "sms", "state": "half_open"}, Row("llm", "open")])) == [
+    assert list(checks.breaker_rows([{"name": "sms", "state": "half_open"}, Row("llm", "open")])) == [
         ("sms", "half_open"),
         ("llm", "open"),
     ]

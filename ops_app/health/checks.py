@@ -143,7 +143,7 @@ class BeatHeartbeat(Component):
             raise ServiceUnavailable(f"the last beat tick was {age:.0f}s ago (more than {stale}s)")
 
 
-def _breaker_rows(states: Any) -> Iterable[tuple[str, str]]:
+def breaker_rows(states: Any) -> Iterable[tuple[str, str]]:
     """(name, state) from breaker_states(), whether it answers a mapping or a list of rows."""
     items = states.items() if isinstance(states, dict) else ((None, row) for row in states)
     for key, value in items:
@@ -167,7 +167,7 @@ class Breakers(Component):
             self.facts["state"] = "unknown"
             return
         try:
-            rows = sorted(_breaker_rows(breaker_states()))
+            rows = sorted(breaker_rows(breaker_states()))
         except redis.RedisError as exc:
             raise ServiceUnavailable(f"breaker states unreadable ({type(exc).__name__})") from exc
         self.facts["states"] = dict(rows)
