@@ -148,7 +148,7 @@ if env.bool("BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
 # Load balancers and container healthchecks probe over plain HTTP from inside.
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/"]
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31_536_000 if PRODUCTION else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=PRODUCTION)
@@ -189,7 +189,8 @@ CELERY_DB_REUSE_MAX = env.int("CELERY_DB_REUSE_MAX", default=1000)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# django-celery-beat's DatabaseScheduler that schedules only while it holds the one-beat lock.
+CELERY_BEAT_SCHEDULER = "ops_app.beat_lock:LockedDatabaseScheduler"
 
 # --- mendhook ------------------------------------------------------------------------------
 # Slack-compatible incoming-webhook URL for dead-letter alerts; without it alerts are ERROR logs.
@@ -225,14 +226,37 @@ SECRETS_ENCRYPTION_KEYS = env.list("SECRETS_ENCRYPTION_KEYS", default=[])
 # How long a rotated-out signing secret still verifies, so senders can switch.
 MENDHOOK_SIGNING_SECRET_GRACE_HOURS = env.float("SIGNING_SECRET_GRACE_HOURS", default=24.0)
 
+# --- Health, the one beat, metrics (README "Health, metrics and logs") -----------------------
+# The running beat holds a Redis lock this long between renewals (it renews on every tick, at
+# least every 5 s); a second beat stands by and takes over within this after the holder dies.
+MENDHOOK_BEAT_LOCK_TTL_SECONDS = env.float("BEAT_LOCK_TTL_SECONDS", default=30.0)
+# Readiness calls beat stale when its last tick is older than this.
+MENDHOOK_BEAT_STALE_SECONDS = env.float("BEAT_STALE_SECONDS", default=60.0)
+# Readiness warns when an event or workflow step has waited this long for a worker or for beat.
+MENDHOOK_HEALTH_MAX_WAIT_SECONDS = env.float("HEALTH_MAX_WAIT_SECONDS", default=300.0)
+# Bearer token a Prometheus scraper sends to /metrics (staff sessions need none). Empty: staff only.
+MENDHOOK_METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
 # --- Logging and Sentry ----------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json": one JSON object per line (python-json-logger), with every `extra` field report_failure
+# adds (function, action, event_id, organization_id, error_code ...) as its own key.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d %(threadName)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger", "threadName": "thread"},
+        },
+    },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
         # WARNING and above from the working apps and Celery become grouped error records in
         # ops_app: the seam that lets ops_app observe them without being imported (STYLE.md).
         "error_records": {"class": "ops_app.errors.ErrorRecordHandler", "level": "WARNING"},
@@ -252,7 +276,9 @@ if SENTRY_DSN:
 
     sentry_sdk.init(
         dsn=SENTRY_DSN,
-        integrations=[DjangoIntegration(), CeleryIntegration()],
+        # monitor_beat_tasks: each beat job becomes a Sentry Cron monitor (check-ins from the
+        # worker that runs it), so a job that stops running or keeps failing is reported.
+        integrations=[DjangoIntegration(), CeleryIntegration(monitor_beat_tasks=True)],
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         send_default_pii=False,

@@ -132,7 +132,7 @@ def test_it_gives_compose_the_same_process_layout_with_a_healthcheck_on_every_lo
     worker = services["worker"]["command"]
     assert worker[worker.index("-Q") + 1] == ALL_QUEUES
     assert "-E" in worker  # Flower shows tasks only when workers send events
-    assert "--scheduler=django_celery_beat.schedulers:DatabaseScheduler" in services["beat"]["command"]
+    assert "--scheduler=ops_app.beat_lock:LockedDatabaseScheduler" in services["beat"]["command"]
     assert "deploy" not in services["beat"]  # exactly one beat
     assert services["redis"]["command"] == [
         "redis-server", "--appendonly", "yes", "--maxmemory-policy", "noeviction",
@@ -140,6 +140,9 @@ def test_it_gives_compose_the_same_process_layout_with_a_healthcheck_on_every_lo
     assert services["web"]["environment"]["SECRET_KEY"] == "${SECRET_KEY:?set SECRET_KEY}"
     long_lived = set(services) - {"migrate"}
     assert {name for name in long_lived if "healthcheck" in services[name]} == long_lived
+    for role in ("web", "worker", "beat"):
+        probe = services[role]["healthcheck"]["test"]
+        assert probe[:6] == ["CMD", "python", "manage.py", "health_check", "--role", role]
     for name in ("web", "worker", "beat", "flower"):
         assert services[name]["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
 

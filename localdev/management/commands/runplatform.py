@@ -164,7 +164,7 @@ class Platform:
         start("web", [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", *control])
         worker = ["worker", "-Q", ALL_QUEUES, "-c", "2", "-E", "--without-gossip", "--without-mingle"]
         start("worker", [*celery, *worker, "--loglevel", "INFO"])
-        beat = ["beat", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"]
+        beat = ["beat", "--scheduler", "ops_app.beat_lock:LockedDatabaseScheduler"]
         files = ["--pidfile", str(self.var / "celerybeat.pid"), "--schedule", str(self.var / "celerybeat-schedule")]
         start("beat", [*celery, *beat, *files, "--loglevel", "INFO"])
         # Through the environment, not argv, so the password does not show in `ps`.

@@ -1,0 +1,1 @@
+"""Liveness and readiness: which components answer, judged per process role (readiness.py)."""
