@@ -12,6 +12,7 @@ from localdev import demo
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.api import Api, api_for
+from tests.support.breakers import QUICK_OVERRIDES_ENV
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
@@ -96,6 +97,10 @@ def worker_process(
             ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
             SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
             SENTRY_ENVIRONMENT="test",
+            # Breakers stay out of the way of tests about other things (a downstream that never
+            # recovers must dead-letter in seconds); tests/test_breakers.py uses clio:brk-* sources.
+            BREAKER_FAIL_MAX="1000",
+            BREAKER_OVERRIDES=QUICK_OVERRIDES_ENV,
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc
