@@ -215,3 +215,42 @@ def test_the_worker_sends_an_events_items_window_by_window_and_succeeds_on_one_a
     times = sorted(r["at"] for r in fake_clio.requests)
     assert times[4] - times[0] >= 0.9  # the fifth call waited for the next window
     assert event.round_attempts == 1  # max_attempts is 1: held back never counted
+
+
+# --- The admin ----------------------------------------------------------------------------------
+
+
+def source_form(source: Source, **changes: Any) -> dict[str, Any]:
+    return {
+        "organization": source.organization_id,
+        "slug": source.slug,
+        "kind": "clio",
+        "enabled": "on",
+        "max_payload_bytes": 1048576,
+        "rate_limit": "",
+        "signing_scheme": "standard_webhooks",
+        "signature_header": "X-Signature",
+        "timestamp_tolerance_seconds": 300,
+        "max_attempts": 3,
+        "backoff_base_seconds": 2.0,
+        "backoff_factor": 2.0,
+        "connector": "clio_http",
+        "connector_base_url": "https://clio.example/api",
+        "connector_rate_limit": "",
+        "new_connector_token": "",
+        **changes,
+    }
+
+
+def test_limits_are_edited_on_the_source_page_and_a_bad_one_is_refused(admin_client, source):
+    url = f"/admin/webhooks_app/source/{source.pk}/change/"
+
+    refused = admin_client.post(url, source_form(source, rate_limit="lots"))
+    assert refused.status_code == 200 and "is not a rate limit" in refused.content.decode()
+    source.refresh_from_db()
+    assert source.rate_limit == ""
+
+    saved = admin_client.post(url, source_form(source, rate_limit="50/second", connector_rate_limit="10 per minute"))
+    assert saved.status_code == 302
+    source.refresh_from_db()
+    assert (source.rate_limit, source.connector_rate_limit) == ("50/second", "10 per minute")
