@@ -358,3 +358,22 @@ TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="https://api.twilio.com")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# --- Circuit breakers and rate limits (webhooks_app.breakers, webhooks_app.rate_limits) ---------
+# Their state lives in Redis so every web and worker process shares it; short timeouts, because
+# a guard rail must never hold up the work it guards (both go on without it when Redis is down).
+MENDHOOK_GUARDS_REDIS_URL = env.str("GUARDS_REDIS_URL", default=REDIS_URL)
+MENDHOOK_GUARDS_REDIS_TIMEOUT_SECONDS = env.float("GUARDS_REDIS_TIMEOUT_SECONDS", default=0.5)
+# A breaker opens after this many transient failures in a row and stays open this long.
+MENDHOOK_BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", default=5)
+MENDHOOK_BREAKER_RESET_SECONDS = env.float("BREAKER_RESET_SECONDS", default=60.0)
+# Per breaker name or fnmatch pattern, e.g. {"clio:*": {"fail_max": 10, "reset_seconds": 120}}.
+MENDHOOK_BREAKER_OVERRIDES = env.json("BREAKER_OVERRIDES", default={})
+# How long one half-open probe may hold the probe slot (longer than a connector's timeout).
+MENDHOOK_BREAKER_PROBE_SECONDS = env.float("BREAKER_PROBE_SECONDS", default=MENDHOOK_HTTP_TIMEOUT_SECONDS + 5.0)
+# Intake: per source (Source.rate_limit, else this default) and across all sources; "" = none.
+# Over a limit: 429 + Retry-After, nothing stored.
+MENDHOOK_INTAKE_RATE_LIMIT_DEFAULT = env.str("INTAKE_RATE_LIMIT_DEFAULT", default="100/second")
+MENDHOOK_INTAKE_RATE_LIMIT_GLOBAL = env.str("INTAKE_RATE_LIMIT_GLOBAL", default="1000/second")
+# Outbound per connector, by breaker name or pattern, e.g. {"clio:*": "10/second"} (a Clio
+# source's connector_rate_limit wins). Over it: the event waits for the next window.
+MENDHOOK_OUTBOUND_RATE_LIMITS = env.json("OUTBOUND_RATE_LIMITS", default={})

@@ -17,8 +17,9 @@ import ops_app.admin_api_keys
 import ops_app.admin_events  # noqa: F401
 from ops_app.acts import acts_for
 from ops_app.admin_act_flow import ActAdminMixin
-from ops_app.models import AuditEntry, ErrorRecord
+from ops_app.models import AuditEntry, Breaker, ErrorRecord
 from webhooks_app.admin_base import ReadOnlyMixin
+from webhooks_app.breakers import BreakerState, breaker_states
 
 admin.site.site_header = "mendhook operations"
 admin.site.site_title = "mendhook"
@@ -161,3 +162,43 @@ class AuditEntryAdmin(ReadOnlyMixin, admin.ModelAdmin[AuditEntry]):
         except NoReverseMatch:  # a target kind without an admin page of its own
             return label
         return format_html('<a href="{}">{}</a>', url, label)
+
+
+@admin.register(Breaker)
+class BreakerAdmin(ReadOnlyMixin, ActAdminMixin):
+    """Circuit breakers with their live state (Redis) and the audited reset act."""
+
+    list_display = ["name", "state", "failures", "opened_at"]
+    search_fields = ["name"]
+    acts = acts_for(Breaker)
+    act_confirmation_template = "admin/ops_app/breaker/act_confirmation.html"
+    act_ordering = ("name",)
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # Rows appear for breakers the connectors have used since the last look.
+        self._states = {s.name: s for s in breaker_states()}
+        Breaker.objects.sync(self._states)
+        return super().changelist_view(request, extra_context)
+
+    def _state(self, obj: Breaker) -> BreakerState | None:
+        states = getattr(self, "_states", None)
+        if states is None:
+            states = self._states = {s.name: s for s in breaker_states()}
+        return states.get(obj.name)
+
+    @admin.display(description="state")
+    def state(self, obj: Breaker) -> str:
+        state = self._state(obj)
+        return state.state if state else "unused"
+
+    @admin.display(description="failures")
+    def failures(self, obj: Breaker) -> int:
+        state = self._state(obj)
+        return state.failures if state else 0
+
+    @admin.display(description="opened at")
+    def opened_at(self, obj: Breaker) -> str:
+        state = self._state(obj)
+        if state is None or state.opened_at is None:
+            return "—"
+        return date_format(timezone.localtime(state.opened_at), "M j, H:i:s")

@@ -12,6 +12,7 @@ from localdev import demo
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.api import Api, api_for
+from tests.support.breakers import QUICK_OVERRIDES_ENV
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.fake_providers_calls import FakeAnalysis, FakeTwilio
 from tests.support.signing import encode, standard_headers
@@ -119,6 +120,10 @@ def worker_process(
             TWILIO_ACCOUNT_SID="ACtest",
             TWILIO_AUTH_TOKEN="test-token",
             TWILIO_FROM_NUMBER="+14155550100",
+            # Breakers stay out of the way of tests about other things (a downstream that never
+            # recovers must dead-letter in seconds); tests/test_breakers.py uses clio:brk-* sources.
+            BREAKER_FAIL_MAX="1000",
+            BREAKER_OVERRIDES=QUICK_OVERRIDES_ENV,
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc

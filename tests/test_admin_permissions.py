@@ -97,6 +97,7 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     )
     LocalConnector().create_task(spec)
     _beat_rows()
+    admin_model("breaker")._default_manager.create(name="clio:matrix")  # a circuit breaker's row
 
     sources = Source.objects.all()
     secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets]

@@ -76,6 +76,7 @@ class SourceForm(ModelForm[Source]):
             "kind",
             "enabled",
             "max_payload_bytes",
+            "rate_limit",
             "signing_scheme",
             "signature_header",
             "timestamp_tolerance_seconds",
@@ -84,6 +85,7 @@ class SourceForm(ModelForm[Source]):
             "backoff_factor",
             "connector",
             "connector_base_url",
+            "connector_rate_limit",
         ]
 
     def clean(self) -> dict[str, Any]:
@@ -115,10 +117,10 @@ class SourceAdmin(OrganizationPreselectMixin, admin.ModelAdmin[Source]):
             token_fields += ["new_connector_token"] + (["remove_connector_token"] if obj else [])
         signing = ["signing_scheme", "signature_header", "timestamp_tolerance_seconds"]
         return [
-            (None, {"fields": ["organization", "slug", "kind", "enabled", "max_payload_bytes"]}),
+            (None, {"fields": ["organization", "slug", "kind", "enabled", "max_payload_bytes", "rate_limit"]}),
             ("Signing", {"fields": [*signing, "signing_secrets_masked"] if obj else signing}),
             ("Retries", {"fields": ["max_attempts", "backoff_base_seconds", "backoff_factor"]}),
-            ("Connector", {"fields": ["connector", "connector_base_url", *token_fields]}),
+            ("Connector", {"fields": ["connector", "connector_base_url", "connector_rate_limit", *token_fields]}),
         ]
 
     @admin.display(description="secrets in use")

@@ -20,6 +20,10 @@ class ErrorCode(models.TextChoices):
     INTERNAL = "ERR_INTERNAL", "Unexpected error in mendhook"
     SECRET_UNREADABLE = "ERR_SECRET_UNREADABLE", "A stored secret cannot be decrypted with the configured keys"
     RUN_BUSY = "ERR_RUN_BUSY", "A workflow run's step is executing; the act waits for it"
+    # Not failures of the downstream call: the call was held back (webhooks_app.breakers,
+    # webhooks_app.rate_limits) and is deferred to when it may go, without using up attempts.
+    CIRCUIT_OPEN = "ERR_CIRCUIT_OPEN", "Held back: the downstream's circuit breaker is open"
+    RATE_LIMITED_LOCAL = "ERR_RATE_LIMITED_LOCAL", "Held back: our outbound rate limit for the downstream"
 
 
 class FailureKind(models.TextChoices):
@@ -42,8 +46,15 @@ TRANSIENT_CODES = frozenset(
         # An unexpected exception is most often a passing fault; backoff then dead letter
         # bounds the cost when it is a bug.
         ErrorCode.INTERNAL,
+        ErrorCode.CIRCUIT_OPEN,
+        ErrorCode.RATE_LIMITED_LOCAL,
     }
 )
+
+# Transient codes for work that was never sent: nothing downstream failed, so a retry waits
+# for the breaker's reset or the next rate window (its retry_after) and the attempt is given
+# back (webhooks_app.services.processing): being held back can never dead-letter an event.
+DEFERRAL_CODES = frozenset({ErrorCode.CIRCUIT_OPEN, ErrorCode.RATE_LIMITED_LOCAL})
 
 
 def failure_kind(code: str) -> FailureKind:

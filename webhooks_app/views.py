@@ -1,8 +1,8 @@
 """The intake endpoint: POST /webhooks/<source-slug>/ (the trailing slash is optional).
 
 Cheap checks first (source, content type, size), then UTF-8, then the signature over the raw
-bytes, then JSON. Nothing is stored unless every check passes, and every answer under
-/webhooks/ is JSON in the shape of config.http_errors.
+bytes, then the rate limits (429 + Retry-After), then JSON. Nothing is stored unless every
+check passes, and every answer under /webhooks/ is JSON in the shape of config.http_errors.
 """
 
 from django.http import HttpRequest, JsonResponse
@@ -10,6 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from config.http_errors import error_response
 from webhooks_app.json_bodies import BodyError, body_parse, body_text
+from webhooks_app.rate_limits import Refusal, intake_admit
 from webhooks_app.selectors import source_for_intake
 from webhooks_app.services.intake import UnstorableEvent, event_receive
 from webhooks_app.signatures import SignatureError, verify_signature
@@ -47,6 +48,11 @@ def intake(request: HttpRequest, source_slug: str) -> JsonResponse:
         # signed non-UTF-8 body a bad signature.
         text = body_text(body)
         verify_signature(source, body, headers)
+        # After the signature, so forged requests cannot use up a sender's budget; before
+        # parsing and storing, so a flood costs no database work.
+        refusal = intake_admit(source_slug=source.slug, source_limit=source.rate_limit)
+        if refusal is not None:
+            return _rate_limited(refusal)
         payload = body_parse(text)
         received = event_receive(source=source, body=body, text=text, payload=payload, headers=headers)
     except BodyError as exc:
@@ -57,6 +63,17 @@ def intake(request: HttpRequest, source_slug: str) -> JsonResponse:
         return error_response(422, "unstorable_payload", str(exc))
     body_out = {**received.event.response_body, "duplicate": received.duplicate}
     return JsonResponse(body_out, status=200 if received.duplicate else 202)
+
+
+def _rate_limited(refusal: Refusal) -> JsonResponse:
+    which = "this source's" if refusal.scope.startswith("intake:source:") else "the platform's"
+    response = error_response(
+        429,
+        "rate_limited",
+        f"over {which} intake limit of {refusal.limit}; nothing was stored, retry after {refusal.retry_after}s",
+    )
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
 
 
 @csrf_exempt

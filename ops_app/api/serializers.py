@@ -327,3 +327,20 @@ class ActResultSerializer(serializers.Serializer):  # type: ignore[type-arg]
     message = serializers.CharField()
     event = EventStateSerializer()
     action = OperatorActionSerializer(help_text="The audit record of this act.")
+
+
+# --- Circuit breakers ------------------------------------------------------------------------
+
+
+class BreakerSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(help_text='"clio:<source slug>", or a shared provider: "retell", "twilio", ...')
+    state = serializers.ChoiceField(choices=["closed", "open", "half-open"])
+    failures = serializers.IntegerField(help_text="Transient failures in a row counted so far.")
+    openedAt = serializers.DateTimeField(source="opened_at", allow_null=True, help_text="Set while not closed.")
+    secondsUntilProbe = serializers.FloatField(source="seconds_until_probe")
+    failMax = serializers.IntegerField(source="fail_max")
+    resetSeconds = serializers.FloatField(source="reset_seconds")
+
+
+class BreakersSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    breakers = BreakerSerializer(many=True)

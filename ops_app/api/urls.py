@@ -19,6 +19,7 @@ v1 = [
     path("events/<str:id>", views.EventDetailView.as_view(), name="event-detail"),
     path("events/<str:id>/retry", views.EventRetryView.as_view(), name="event-retry"),
     path("events/<str:id>/resolve", views.EventResolveView.as_view(), name="event-resolve"),
+    path("breakers", views.BreakersView.as_view(), name="breakers"),
     path("replays", replay_views.ReplayCreateView.as_view(), name="replay-create"),
     path("replays/<str:id>", replay_views.ReplayDetailView.as_view(), name="replay-detail"),
     path("replays/<str:id>/cancel", replay_views.ReplayCancelView.as_view(), name="replay-cancel"),

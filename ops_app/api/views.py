@@ -22,6 +22,7 @@ from ops_app.api.permissions import VIEW_EVENTS
 from ops_app.api.serializers import (
     FAILURE_STATUSES,
     ActResultSerializer,
+    BreakersSerializer,
     DeadLettersPageSerializer,
     DeliveryStatsQuery,
     DeliveryStatsSerializer,
@@ -36,7 +37,8 @@ from ops_app.api.serializers import (
 from ops_app.models import AuditEntry
 from ops_app.queue_health import queue_health
 from ops_app.stats import delivery_stats_cached
-from webhooks_app.models import EventStatus, ProcessingAttempt, WebhookEvent
+from webhooks_app.breakers import breaker_states
+from webhooks_app.models import EventStatus, ProcessingAttempt, Source, WebhookEvent
 
 EVENT_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The event's id.")
 
@@ -212,3 +214,24 @@ class EventResolveView(ApiView):
         event.refresh_from_db(fields=["status"])
         result = {"success": True, "message": "Event marked manually resolved.", "event": event, "action": action}
         return Response(ActResultSerializer(result).data)
+
+
+class BreakersView(ApiView):
+    @extend_schema(
+        operation_id="breakers_list",
+        summary="Circuit breakers and their state",
+        description="Breakers are global (one per external system, shared by every worker). A staff "
+        "user sees all of them; an API key sees its own organization's connections "
+        "(`clio:<source slug>`) and the shared providers, never another organization's.",
+        responses={200: BreakersSerializer, **errors()},
+    )
+    def get(self, request: Request) -> Response:
+        states = breaker_states()
+        organization_id = scope_of(request).organization_id
+        if organization_id is not None:
+            own = {
+                f"clio:{slug}"
+                for slug in Source.objects.filter(organization_id=organization_id).values_list("slug", flat=True)
+            }
+            states = [s for s in states if ":" not in s.name or s.name in own]
+        return Response(BreakersSerializer({"breakers": states}).data)

@@ -2,6 +2,7 @@
 
 from ops_app.models.api_keys import ApiKey
 from ops_app.models.audit import AuditAct, AuditEntry, AuditVia
+from ops_app.models.breakers import Breaker
 from ops_app.models.errors import (
     SEVERITY_RANK,
     ErrorRecord,
@@ -16,6 +17,7 @@ __all__ = [
     "AuditAct",
     "AuditEntry",
     "AuditVia",
+    "Breaker",
     "ErrorRecord",
     "ErrorSeverity",
     "Replay",

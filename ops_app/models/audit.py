@@ -28,6 +28,7 @@ class AuditAct(models.TextChoices):
     RESOLVE_ERROR_GROUP = "resolve_error_group", "Resolved"
     REOPEN_ERROR_GROUP = "reopen_error_group", "Reopened"
     RECURRED = "recurred", "Reopened by a new occurrence"
+    RESET_BREAKER = "reset_breaker", "Reset circuit breaker"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

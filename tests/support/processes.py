@@ -80,12 +80,12 @@ class ManagedProcess:
                 self.proc.wait()
 
 
-def start_gunicorn(env: dict[str, str]) -> tuple[ManagedProcess, str]:
+def start_gunicorn(env: dict[str, str], workers: int = 1) -> tuple[ManagedProcess, str]:
     port = free_port()
     proc = ManagedProcess(
         "gunicorn",
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py"],
-        {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1"},
+        {**env, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers)},
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

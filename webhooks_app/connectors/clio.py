@@ -8,8 +8,10 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from webhooks_app.breakers import breaker_call
 from webhooks_app.connectors.base import TaskSpec
 from webhooks_app.errors import ErrorCode, ProcessingError
+from webhooks_app.rate_limits import outbound_take
 
 _local = threading.local()
 
@@ -38,11 +40,23 @@ def retry_after_seconds(value: str | None) -> float | None:
 
 
 class ClioHttpConnector:
-    def __init__(self, *, base_url: str, token: str) -> None:
+    def __init__(self, *, base_url: str, token: str, breaker_name: str = "", rate_limit: str = "") -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
+        # The connection's circuit breaker and outbound limit (webhooks_app.breakers and
+        # rate_limits); without a name, calls go unguarded (tools and tests of the mapping).
+        self.breaker_name = breaker_name
+        self.rate_limit = rate_limit
 
     def create_task(self, spec: TaskSpec) -> str:
+        if not self.breaker_name:
+            return self._create_task(spec)
+        # The rate limit first: a call it holds back must not reach the breaker, where any
+        # answer that is not a transient failure counts as the system being up.
+        outbound_take(name=self.breaker_name, limit=self.rate_limit)
+        return breaker_call(self.breaker_name, self._create_task, spec)
+
+    def _create_task(self, spec: TaskSpec) -> str:
         body: dict[str, Any] = {
             "data": {
                 "name": spec.title,

@@ -19,6 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from webhooks_app.encryption import SecretUnreadable, secret_decrypt, secret_encrypt
 from webhooks_app.errors import ErrorCode
+from webhooks_app.rate_limits import rate_limit_validate
 from webhooks_app.reporting import report_failure
 
 logger = logging.getLogger(__name__)
@@ -165,6 +166,14 @@ class Source(models.Model):
     # may only be stricter.
     timestamp_tolerance_seconds = models.PositiveIntegerField(default=300)
     max_payload_bytes = models.PositiveIntegerField(default=1024 * 1024)
+    # Intake requests allowed, e.g. "100/second"; blank: INTAKE_RATE_LIMIT_DEFAULT. Over it the
+    # sender gets 429 with Retry-After and nothing is stored (webhooks_app.rate_limits).
+    rate_limit = models.CharField(
+        max_length=50,
+        blank=True,
+        validators=[rate_limit_validate],
+        help_text="Intake limit, e.g. 100/second or 6000/minute; blank: the platform default",
+    )
 
     # Retry policy for transient failures: attempt n waits base * factor**(n-1) seconds (+ jitter).
     max_attempts = models.PositiveSmallIntegerField(default=3)
@@ -173,6 +182,14 @@ class Source(models.Model):
 
     connector = models.CharField(max_length=20, choices=ConnectorKind.choices, default=ConnectorKind.LOCAL)
     connector_base_url = models.URLField(blank=True)
+    # Calls to the connector allowed, e.g. "10/second"; blank: OUTBOUND_RATE_LIMITS. Work over
+    # it waits for the next window without using up attempts.
+    connector_rate_limit = models.CharField(
+        max_length=50,
+        blank=True,
+        validators=[rate_limit_validate],
+        help_text="Outbound limit for the connector, e.g. 10/second; blank: the platform default",
+    )
     # Fernet ciphertext of the connector's API token; empty when there is none.
     connector_token_encrypted = models.TextField(blank=True, editable=False)
 
@@ -180,6 +197,13 @@ class Source(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def connector_breaker_name(self) -> str:
+        """The circuit breaker (and outbound rate limit) of this source's connection: each
+        source is its own connection with its own token, so one account's trouble does not
+        stop another's calls."""
+        return f"clio:{self.slug}"
 
     # --- Signing secrets ------------------------------------------------------------------------
 

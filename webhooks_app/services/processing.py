@@ -9,10 +9,11 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.publishing import publish
-from webhooks_app.errors import ErrorCode, FailureKind, ProcessingError
+from webhooks_app.errors import DEFERRAL_CODES, ErrorCode, FailureKind, ProcessingError
 from webhooks_app.handlers import HandlerResult, handler_for
 from webhooks_app.models import (
     EventAction,
@@ -47,11 +48,28 @@ class Decision:
     outcome: AttemptOutcome
     delay: float | None = None
     recoverable_round: bool = False
+    # Nothing was sent, only held back: the attempt does not count towards max_attempts.
+    deferred: bool = False
 
 
-def _decide(event: WebhookEvent, kinds: set[str], has_items: bool, retry_after: float | None) -> Decision:
+def _deferred_only(failed: list[EventItem], event_error: ProcessingError | None) -> bool:
+    """Every failure was a call held back by a breaker or an outbound rate limit."""
+    codes = {i.error_code for i in failed}
+    if event_error is not None:
+        codes.add(event_error.code)
+    return bool(codes) and codes <= DEFERRAL_CODES
+
+
+def _decide(
+    event: WebhookEvent, kinds: set[str], has_items: bool, retry_after: float | None, *, deferred: bool = False
+) -> Decision:
     if not kinds:
         return Decision(EventStatus.SUCCEEDED, AttemptOutcome.SUCCEEDED)
+    if deferred:
+        # Retry when the breaker may probe or the rate window resets, spread by up to 10% so
+        # the events held back together do not all come back in the same instant.
+        delay = (retry_after or 1.0) * (1 + random.uniform(0, 0.1))
+        return Decision(EventStatus.RETRY_SCHEDULED, AttemptOutcome.RETRY_SCHEDULED, delay, deferred=True)
     if FailureKind.TRANSIENT in kinds:
         if event.round_attempts < event.max_attempts:
             delay = backoff_seconds(event.source, event.round_attempts, retry_after)
@@ -105,6 +123,8 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
                 event_id,
                 error.code,
                 error.message,
+                # Held back by a guard rail is not a failure: no error record for it.
+                level=logging.INFO if error.code in DEFERRAL_CODES else logging.WARNING,
                 event=event,
                 error_code=error.code,
                 function=PROCESS_FUNCTION,
@@ -143,7 +163,7 @@ def _event_finish(
     if event_error is not None:
         kinds.add(event_error.kind)
     retry_after = _retry_after(failed, event_error)
-    decision = _decide(event, kinds, bool(items), retry_after)
+    decision = _decide(event, kinds, bool(items), retry_after, deferred=_deferred_only(failed, event_error))
     last_error, last_code = _last_error(failed, event_error)
 
     fields: dict[str, object] = {
@@ -163,6 +183,10 @@ def _event_finish(
         fields["next_retry_at"] = now + timedelta(seconds=decision.delay)
     if decision.recoverable_round:
         fields.update(recoverable_rounds=event.recoverable_rounds + 1, round_attempts=0)
+    if decision.deferred:
+        # The claim counted this attempt (round_attempts + 1); it is given back, so an event
+        # held back by an open breaker any number of times never dead-letters for it.
+        fields["round_attempts"] = F("round_attempts") - 1
     if decision.status in NEEDS_HUMAN:
         fields["completed_at"] = now
 
@@ -186,7 +210,7 @@ def _event_finish(
         attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
 
     for item in failed:
-        if item.status == ItemStatus.FAILED:
+        if item.status == ItemStatus.FAILED and item.error_code not in DEFERRAL_CODES:
             # One line per failed item, after the outcome committed: each counts in the error
             # record group of its code and message (ops_app), so a storm is one row.
             report_failure(
@@ -202,6 +226,9 @@ def _event_finish(
                 action="create_item",
                 payload={"item": item.number, "title": item.title, "role": item.assignee_role},
             )
+    if decision.deferred:
+        # Not a failure (no error record): the calls were held back and wait for their window.
+        logger.info("event %s deferred %.1fs: [%s] %s", event.id, decision.delay or 0, last_code, last_error)
     _after_commit(event, decision, last_error, last_code)
     return decision.status
 
