@@ -319,3 +319,31 @@ CACHES = {
 # Replays (POST /api/v1/replays) hand events to the workers in batches at this rate at most.
 MENDHOOK_REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=50)
 MENDHOOK_REPLAY_EVENTS_PER_SECOND = env.float("REPLAY_EVENTS_PER_SECOND", default=10.0)
+
+# --- Workflows (workflows_app) ---------------------------------------------------------------
+# Providers the workflow steps call. Keys have no default and never appear in logs or errors.
+RETELL_BASE_URL = env.str("RETELL_BASE_URL", default="https://api.retellai.com")
+RETELL_API_KEY = env.str("RETELL_API_KEY", default="")
+# The caller id of call steps without a from_number of their own.
+RETELL_FROM_NUMBER = env.str("RETELL_FROM_NUMBER", default="")
+TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="https://api.twilio.com")
+TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
+TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+WORKFLOW_HTTP_TIMEOUT_SECONDS = env.float("WORKFLOW_HTTP_TIMEOUT_SECONDS", default=MENDHOOK_HTTP_TIMEOUT_SECONDS)
+# Tries of one step against transient errors (timeouts, connection errors, 5xx, 429) before its
+# failure strategy applies, and their backoff: base * 2**(n-1) seconds, never sooner than a
+# 429's Retry-After (seed retryWithBackoff: 3 tries, 1 s base).
+WORKFLOW_TRANSIENT_TRIES = env.int("WORKFLOW_TRANSIENT_TRIES", default=3)
+WORKFLOW_BACKOFF_BASE_SECONDS = env.float("WORKFLOW_BACKOFF_BASE_SECONDS", default=1.0)
+# A step that failed this many times in a row under the retry strategy goes to needs_review.
+WORKFLOW_ESCALATE_AFTER_FAILURES = env.int("WORKFLOW_ESCALATE_AFTER_FAILURES", default=3)
+# Lease of an executing step, renewed by a heartbeat every third of it (as events' leases).
+WORKFLOW_LEASE_SECONDS = env.int("WORKFLOW_LEASE_SECONDS", default=30)
+# An executing step without a lease untouched this long is stuck (seed healFailedWorkflows).
+WORKFLOW_STUCK_SECONDS = env.int("WORKFLOW_STUCK_SECONDS", default=900)
+# Dispatcher: runs marked per batch, batches per beat run, and when a published run whose step
+# never started is published again (its message was lost).
+WORKFLOW_DISPATCH_BATCH = env.int("WORKFLOW_DISPATCH_BATCH", default=200)
+WORKFLOW_DISPATCH_MAX_BATCHES = env.int("WORKFLOW_DISPATCH_MAX_BATCHES", default=10)
+WORKFLOW_REDISPATCH_SECONDS = env.int("WORKFLOW_REDISPATCH_SECONDS", default=600)

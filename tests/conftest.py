@@ -13,6 +13,7 @@ from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.api import Api, api_for
 from tests.support.fake_http import FakeClio, Recorder
+from tests.support.fake_providers import FakeRetell, FakeTwilio, provider_env
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
@@ -81,12 +82,32 @@ def sentry_receiver() -> Iterator[Recorder]:
 
 
 @pytest.fixture(scope="session")
+def fake_retell() -> Iterator[FakeRetell]:
+    server = FakeRetell().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_twilio() -> Iterator[FakeTwilio]:
+    server = FakeTwilio().start()
+    yield server
+    server.stop()
+
+
+# Workflow settings of the session worker: the fakes, short backoffs and leases.
+WORKFLOW_TEST_ENV = {"WORKFLOW_BACKOFF_BASE_SECONDS": "0.2", "WORKFLOW_LEASE_SECONDS": "3"}
+
+
+@pytest.fixture(scope="session")
 def worker_process(
     django_db_setup: None,
     django_db_blocker: Any,
     fake_clio: FakeClio,
     alert_receiver: Recorder,
     sentry_receiver: Recorder,
+    fake_retell: FakeRetell,
+    fake_twilio: FakeTwilio,
 ) -> Iterator[WorkerProcess]:
     """One worker for the session, with alerts and Sentry pointed at local recorders. It is
     stopped before pytest-django drops the test database."""
@@ -96,6 +117,8 @@ def worker_process(
             ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
             SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
             SENTRY_ENVIRONMENT="test",
+            **provider_env(fake_retell, fake_twilio),
+            **WORKFLOW_TEST_ENV,
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc
@@ -110,13 +133,27 @@ def worker(
     fake_clio: FakeClio,
     alert_receiver: Recorder,
     sentry_receiver: Recorder,
+    fake_retell: FakeRetell,
+    fake_twilio: FakeTwilio,
 ) -> Iterator[WorkerProcess]:
-    for fake in (fake_clio, alert_receiver, sentry_receiver):
+    for fake in (fake_clio, alert_receiver, sentry_receiver, fake_retell, fake_twilio):
         fake.reset()
     purge_queues()
     yield worker_process
     purge_queues()
-    fake_clio.gate.set()
+    for gated in (fake_clio, fake_retell, fake_twilio):
+        gated.gate.set()
+
+
+@pytest.fixture
+def providers(settings: Any, fake_retell: FakeRetell, fake_twilio: FakeTwilio) -> tuple[FakeRetell, FakeTwilio]:
+    """The fake Retell and Twilio, emptied, with this process's settings pointed at them (for
+    steps executed in the test process; the session worker has the same in its environment)."""
+    for fake in (fake_retell, fake_twilio):
+        fake.reset()
+    for name, value in {**provider_env(fake_retell, fake_twilio), **WORKFLOW_TEST_ENV}.items():
+        setattr(settings, name, float(value) if name.startswith("WORKFLOW_") else value)
+    return fake_retell, fake_twilio
 
 
 @pytest.fixture

@@ -19,6 +19,10 @@ class ErrorCode(models.TextChoices):
     VALIDATION = "ERR_VALIDATION", "Payload failed validation"
     INTERNAL = "ERR_INTERNAL", "Unexpected error in mendhook"
     SECRET_UNREADABLE = "ERR_SECRET_UNREADABLE", "A stored secret cannot be decrypted with the configured keys"
+    # Workflow steps (workflows_app connectors).
+    PROVIDER_FAILED = "ERR_PROVIDER_FAILED", "Voice, SMS or webhook provider failed (5xx)"
+    INVALID_PHONE = "ERR_INVALID_PHONE", "The lead's phone number is not a valid number"
+    WORKFLOW_START_REFUSED = "ERR_WORKFLOW_START_REFUSED", "The workflow to start does not exist or refused to start"
 
 
 class FailureKind(models.TextChoices):
@@ -33,6 +37,7 @@ class FailureKind(models.TextChoices):
 TRANSIENT_CODES = frozenset(
     {
         ErrorCode.CLIO_API_FAILED,
+        ErrorCode.PROVIDER_FAILED,
         ErrorCode.RATE_LIMITED,
         ErrorCode.TIMEOUT,
         ErrorCode.CONNECTION,
