@@ -250,6 +250,23 @@ def test_the_dispatcher_publishes_each_due_run_once(organization, broker):
     assert runs_dispatch_due() == 1
 
 
+@pytest.mark.django_db
+def test_a_message_that_arrives_before_its_step_is_due_gives_the_run_back_to_the_dispatcher(organization, broker):
+    workflow = workflow_of(organization, QUALIFY)
+    soon = timezone.now() + timedelta(seconds=30)
+    run = WorkflowRun.objects.create(
+        organization=organization,
+        workflow=workflow,
+        lead=lead_of(organization),
+        next_action_at=soon,
+        dispatched_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    assert execute(run, wait_until_due=False) is None  # early: nothing runs
+    assert (run.step_status, run.dispatched_at) == (StepStatus.PENDING, None)
+    assert runs_dispatch_due(now=soon) == 1  # published again once due, not ten minutes later
+
+
 DISPATCH_SCRIPT = """
 import os, time
 import django

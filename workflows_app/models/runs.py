@@ -135,6 +135,13 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
             self.filter(id=run_id, status=RunStatus.ACTIVE, dispatched_at__isnull=True).update(dispatched_at=now) == 1
         )
 
+    def release_dispatch(self, *, run_id: uuid.UUID) -> bool:
+        """A message that found its run not yet due (it came early: clock skew between
+        machines) gives the marker back, so the dispatcher publishes the run when it is due
+        instead of after WORKFLOW_REDISPATCH_SECONDS."""
+        waiting = self.filter(id=run_id, status=RunStatus.ACTIVE, step_status__in=DUE_STEP_STATUSES)
+        return waiting.exclude(dispatched_at=None).update(dispatched_at=None) == 1
+
     def unmark_dispatched(self, *, run_id: uuid.UUID, marked_at: datetime) -> bool:
         """The publish failed: let the next dispatcher run try again."""
         return self.filter(id=run_id, dispatched_at=marked_at).update(dispatched_at=None) == 1

@@ -131,6 +131,7 @@ def run_step_execute(*, run_id: uuid.UUID, task_id: str, worker: str) -> StepOut
     claimed = _claim(run_id, task_id, worker, timezone.now())
     if claimed is None:
         logger.info("workflow run %s not claimable; message %s does nothing", run_id, task_id)
+        WorkflowRun.objects.release_dispatch(run_id=run_id)
         return None
     run, step, execution = claimed
     if step is None:
