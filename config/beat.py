@@ -31,4 +31,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
     },
+    "dispatch-due-runs": {
+        "task": "workflows_app.tasks.dispatch_due_runs",
+        "schedule": 2.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 1.5},
+    },
+    "heal-stuck-runs": {
+        "task": "workflows_app.tasks.heal_stuck_runs",
+        "schedule": 60.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
+    },
 }

@@ -24,6 +24,8 @@ QUEUE_OF_TASK: dict[str, Queue] = {
     "webhooks_app.tasks.dispatch_due_retries": Queue.MAINTENANCE,
     "webhooks_app.tasks.sweep_undispatched_events": Queue.MAINTENANCE,
     "webhooks_app.tasks.heal_stuck_events": Queue.MAINTENANCE,
+    "workflows_app.tasks.dispatch_due_runs": Queue.MAINTENANCE,
+    "workflows_app.tasks.heal_stuck_runs": Queue.MAINTENANCE,
     "workflows_app.tasks.*": Queue.WORKFLOWS,
     "ops_app.tasks.*": Queue.MAINTENANCE,
 }

@@ -353,11 +353,19 @@ ANALYSIS_BASE_URL = env.str("ANALYSIS_BASE_URL", default="")
 ANALYSIS_MODEL = env.str("ANALYSIS_MODEL", default="gpt-4o-mini")
 ANALYSIS_API_KEY = env.str("ANALYSIS_API_KEY", default="")
 ANALYSIS_TIMEOUT_SECONDS = env.float("ANALYSIS_TIMEOUT_SECONDS", default=20.0)
-# A Twilio-style SMS API for the send_sms disposition action (and the workflow SMS step).
+
+# --- Workflows (workflows_app) ---------------------------------------------------------------
+# Providers the workflow steps call. Keys have no default and never appear in logs or errors.
+RETELL_BASE_URL = env.str("RETELL_BASE_URL", default="https://api.retellai.com")
+RETELL_API_KEY = env.str("RETELL_API_KEY", default="")
+# The caller id of call steps without a from_number of their own.
+RETELL_FROM_NUMBER = env.str("RETELL_FROM_NUMBER", default="")
+# A Twilio-style SMS API for the workflow SMS step and the send_sms disposition action.
 TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="https://api.twilio.com")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+
 # --- Circuit breakers and rate limits (webhooks_app.breakers, webhooks_app.rate_limits) ---------
 # Their state lives in Redis so every web and worker process shares it; short timeouts, because
 # a guard rail must never hold up the work it guards (both go on without it when Redis is down).
@@ -377,3 +385,22 @@ MENDHOOK_INTAKE_RATE_LIMIT_GLOBAL = env.str("INTAKE_RATE_LIMIT_GLOBAL", default=
 # Outbound per connector, by breaker name or pattern, e.g. {"clio:*": "10/second"} (a Clio
 # source's connector_rate_limit wins). Over it: the event waits for the next window.
 MENDHOOK_OUTBOUND_RATE_LIMITS = env.json("OUTBOUND_RATE_LIMITS", default={})
+
+# --- Workflow engine tunables (workflows_app.services) -----------------------------------------
+WORKFLOW_HTTP_TIMEOUT_SECONDS = env.float("WORKFLOW_HTTP_TIMEOUT_SECONDS", default=MENDHOOK_HTTP_TIMEOUT_SECONDS)
+# Tries of one step against transient errors (timeouts, connection errors, 5xx, 429) before its
+# failure strategy applies, and their backoff: base * 2**(n-1) seconds, never sooner than a
+# 429's Retry-After (seed retryWithBackoff: 3 tries, 1 s base).
+WORKFLOW_TRANSIENT_TRIES = env.int("WORKFLOW_TRANSIENT_TRIES", default=3)
+WORKFLOW_BACKOFF_BASE_SECONDS = env.float("WORKFLOW_BACKOFF_BASE_SECONDS", default=1.0)
+# A step that failed this many times in a row under the retry strategy goes to needs_review.
+WORKFLOW_ESCALATE_AFTER_FAILURES = env.int("WORKFLOW_ESCALATE_AFTER_FAILURES", default=3)
+# Lease of an executing step, renewed by a heartbeat every third of it (as events' leases).
+WORKFLOW_LEASE_SECONDS = env.int("WORKFLOW_LEASE_SECONDS", default=30)
+# An executing step without a lease untouched this long is stuck (seed healFailedWorkflows).
+WORKFLOW_STUCK_SECONDS = env.int("WORKFLOW_STUCK_SECONDS", default=900)
+# Dispatcher: runs marked per batch, batches per beat run, and when a published run whose step
+# never started is published again (its message was lost).
+WORKFLOW_DISPATCH_BATCH = env.int("WORKFLOW_DISPATCH_BATCH", default=200)
+WORKFLOW_DISPATCH_MAX_BATCHES = env.int("WORKFLOW_DISPATCH_MAX_BATCHES", default=10)
+WORKFLOW_REDISPATCH_SECONDS = env.int("WORKFLOW_REDISPATCH_SECONDS", default=600)

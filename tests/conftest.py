@@ -14,7 +14,8 @@ from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.api import Api, api_for
 from tests.support.breakers import QUICK_OVERRIDES_ENV
 from tests.support.fake_http import FakeClio, Recorder
-from tests.support.fake_providers_calls import FakeAnalysis, FakeTwilio
+from tests.support.fake_providers import FakeRetell, FakeTwilio, provider_env
+from tests.support.fake_providers_calls import FakeAnalysis
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
@@ -90,10 +91,21 @@ def fake_ai() -> Iterator[FakeAnalysis]:
 
 
 @pytest.fixture(scope="session")
+def fake_retell() -> Iterator[FakeRetell]:
+    server = FakeRetell().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def fake_twilio() -> Iterator[FakeTwilio]:
     server = FakeTwilio().start()
     yield server
     server.stop()
+
+
+# Workflow settings of the session worker: the fakes, short backoffs and leases.
+WORKFLOW_TEST_ENV = {"WORKFLOW_BACKOFF_BASE_SECONDS": "0.2", "WORKFLOW_LEASE_SECONDS": "3"}
 
 
 @pytest.fixture(scope="session")
@@ -104,6 +116,7 @@ def worker_process(
     alert_receiver: Recorder,
     sentry_receiver: Recorder,
     fake_ai: FakeAnalysis,
+    fake_retell: FakeRetell,
     fake_twilio: FakeTwilio,
 ) -> Iterator[WorkerProcess]:
     """One worker for the session, with alerts and Sentry pointed at local recorders. It is
@@ -116,14 +129,12 @@ def worker_process(
             SENTRY_ENVIRONMENT="test",
             ANALYSIS_BASE_URL=f"{fake_ai.url}/v1",
             ANALYSIS_TIMEOUT_SECONDS="1",
-            TWILIO_BASE_URL=fake_twilio.url,
-            TWILIO_ACCOUNT_SID="ACtest",
-            TWILIO_AUTH_TOKEN="test-token",
-            TWILIO_FROM_NUMBER="+14155550100",
             # Breakers stay out of the way of tests about other things (a downstream that never
             # recovers must dead-letter in seconds); tests/test_breakers.py uses clio:brk-* sources.
             BREAKER_FAIL_MAX="1000",
             BREAKER_OVERRIDES=QUICK_OVERRIDES_ENV,
+            **provider_env(fake_retell, fake_twilio),
+            **WORKFLOW_TEST_ENV,
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc
@@ -139,14 +150,27 @@ def worker(
     alert_receiver: Recorder,
     sentry_receiver: Recorder,
     fake_ai: FakeAnalysis,
+    fake_retell: FakeRetell,
     fake_twilio: FakeTwilio,
 ) -> Iterator[WorkerProcess]:
-    for fake in (fake_clio, alert_receiver, sentry_receiver, fake_ai, fake_twilio):
+    for fake in (fake_clio, alert_receiver, sentry_receiver, fake_ai, fake_retell, fake_twilio):
         fake.reset()
     purge_queues()
     yield worker_process
     purge_queues()
-    fake_clio.gate.set()
+    for gated in (fake_clio, fake_retell, fake_twilio):
+        gated.gate.set()
+
+
+@pytest.fixture
+def providers(settings: Any, fake_retell: FakeRetell, fake_twilio: FakeTwilio) -> tuple[FakeRetell, FakeTwilio]:
+    """The fake Retell and Twilio, emptied, with this process's settings pointed at them (for
+    steps executed in the test process; the session worker has the same in its environment)."""
+    for fake in (fake_retell, fake_twilio):
+        fake.reset()
+    for name, value in {**provider_env(fake_retell, fake_twilio), **WORKFLOW_TEST_ENV}.items():
+        setattr(settings, name, float(value) if name.startswith("WORKFLOW_") else value)
+    return fake_retell, fake_twilio
 
 
 @pytest.fixture

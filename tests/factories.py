@@ -23,12 +23,20 @@ from webhooks_app.models import (
 from webhooks_app.models.sources import new_signing_secret
 from workflows_app.models import (
     ActionExecution,
+    ActionType,
     CallLog,
     CallProvider,
     CallStatus,
     Disposition,
     DispositionAction,
     DispositionActionType,
+    Lead,
+    RunStatus,
+    StepExecution,
+    StepStatus,
+    Workflow,
+    WorkflowRun,
+    WorkflowStep,
 )
 
 
@@ -220,3 +228,78 @@ class ActionExecutionFactory(factory.django.DjangoModelFactory):
     )
     action_type = factory.SelfAttribute("action.action_type")
     idempotency_key = factory.LazyAttribute(lambda e: f"{e.call.id}:{e.action.id}")
+
+
+# --- Workflows ------------------------------------------------------------------------------
+
+
+class LeadFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Lead
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Lead {n}")
+    # +1 415 555 01xx: valid numbers (phonenumbers) in a range no one answers.
+    phone = factory.Sequence(lambda n: f"+1415555{n % 10000:04d}")
+    email = factory.Sequence(lambda n: f"lead{n}@example.com")
+
+
+class WorkflowFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Workflow
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Workflow {n}")
+
+
+class WorkflowStepFactory(factory.django.DjangoModelFactory):
+    """A step; webhook steps get their signing secret as saving one through the admin does."""
+
+    class Meta:
+        model = WorkflowStep
+
+    workflow = factory.SubFactory(WorkflowFactory)
+    position = factory.LazyAttribute(lambda step: step.workflow.steps.count() + 1)
+    action_type = ActionType.UPDATE_LEAD
+    config = factory.LazyAttribute(
+        lambda step: {
+            ActionType.CALL: {"agent_id": "agent_test", "from_number": "+14155550100"},
+            ActionType.SMS: {"body": "Hi {name}", "from_number": "+14155550100"},
+            ActionType.EMAIL: {"subject": "Hello {name}", "body": "Hi {name}"},
+            ActionType.WAIT: {"minutes": 60},
+            ActionType.WEBHOOK: {"url": "http://127.0.0.1:9/hook"},
+            ActionType.UPDATE_LEAD: {"status": "contacted"},
+        }.get(step.action_type, {})
+    )
+
+    @classmethod
+    def _create(cls, model_class: type[WorkflowStep], *args: Any, **kwargs: Any) -> WorkflowStep:
+        step = model_class(*args, **kwargs)
+        step.signing_secret_ensure()
+        step.save()
+        return step
+
+
+class WorkflowRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = WorkflowRun
+
+    workflow = factory.SubFactory(WorkflowFactory)
+    organization = factory.LazyAttribute(lambda run: run.workflow.organization)
+    lead = factory.LazyAttribute(lambda run: LeadFactory(organization=run.workflow.organization))
+    status = RunStatus.ACTIVE
+    step_status = StepStatus.PENDING
+    next_action_at = factory.LazyFunction(timezone.now)
+    updated_at = factory.LazyFunction(timezone.now)
+
+
+class StepExecutionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = StepExecution
+
+    run = factory.SubFactory(WorkflowRunFactory)
+    position = 1
+    action_type = ActionType.UPDATE_LEAD
+    attempt = factory.Sequence(lambda n: n + 1)
+    started_at = factory.LazyFunction(timezone.now)
+    idempotency_key = factory.LazyAttribute(lambda ex: f"wf:{ex.run.id}:{ex.position}:{ex.attempt}")

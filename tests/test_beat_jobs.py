@@ -111,6 +111,9 @@ def test_registered_tasks_and_beat_schedule_are_what_we_expect():
         "webhooks_app.tasks.process_event",
         "webhooks_app.tasks.send_dead_letter_alert",
         "webhooks_app.tasks.sweep_undispatched_events",
+        "workflows_app.tasks.dispatch_due_runs",
+        "workflows_app.tasks.execute_run_step",
+        "workflows_app.tasks.heal_stuck_runs",
     ]
     for name, entry in BEAT_SCHEDULE.items():
         assert entry["task"] in app.tasks, name

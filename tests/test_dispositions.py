@@ -101,7 +101,9 @@ def test_seed_scenario_4_an_invalid_workflow_id_fails_and_is_tracked_while_the_o
         T.NOTIFY: ActionExecutionStatus.SUCCEEDED,
     }
     assert all(e.lead_id == lead.id and e.success for t, e in ran.items() if t != T.START_WORKFLOW)
-    assert [(m["To"], m["Body"]) for m in fake_twilio.sent()] == [("+14155552671", "Hi Dana Lee, here is the pricing.")]
+    assert [(m["to"], m["body"]) for m in fake_twilio.messages()] == [
+        ("+14155552671", "Hi Dana Lee, here is the pricing.")
+    ]
     assert fake_twilio.requests[0]["headers"]["idempotency-key"] == ran[T.SEND_SMS].idempotency_key
     lead.refresh_from_db()
     assert (lead.status, lead.callback_at) == (LeadStatus.CALLBACK, call.ended_at + timedelta(minutes=60))
@@ -198,7 +200,7 @@ def test_a_transient_action_failure_is_retried_by_the_event_without_rerunning_th
     assert (ran[T.SEND_SMS].attempts, ran[T.SEND_SMS].status) == (2, ActionExecutionStatus.SUCCEEDED)
     assert ran[T.NOTIFY].attempts == 1
     assert len(notifications(alert_receiver)) == 1
-    assert len(fake_twilio.requests) == 2 and len(fake_twilio.sent()) == 1
+    assert len(fake_twilio.requests) == 2 and len(fake_twilio.messages()) == 1
 
 
 @pytest.mark.integration
@@ -274,7 +276,8 @@ def test_an_action_that_ran_before_its_worker_was_lost_is_marked_done_not_run_ag
     db, organization, settings, fake_twilio
 ):
     # The SMS went out and its execution committed, then the worker died before the item did.
-    settings.TWILIO_BASE_URL, settings.TWILIO_ACCOUNT_SID = fake_twilio.url, "ACtest"
+    settings.TWILIO_BASE_URL, settings.TWILIO_ACCOUNT_SID = fake_twilio.url, fake_twilio.account_sid
+    settings.TWILIO_AUTH_TOKEN = fake_twilio.auth_token
     settings.TWILIO_FROM_NUMBER = "+14155550100"
     fake_twilio.reset()
     source = retell_source(organization)

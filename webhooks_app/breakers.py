@@ -48,7 +48,9 @@ OPEN = pybreaker.STATE_OPEN
 HALF_OPEN = pybreaker.STATE_HALF_OPEN
 
 # Evidence that the system is down. Everything else a call raises is an answer (see above).
-COUNTED_CODES = frozenset({ErrorCode.CLIO_API_FAILED, ErrorCode.TIMEOUT, ErrorCode.CONNECTION})
+COUNTED_CODES = frozenset(
+    {ErrorCode.CLIO_API_FAILED, ErrorCode.PROVIDER_FAILED, ErrorCode.TIMEOUT, ErrorCode.CONNECTION}
+)
 
 
 class BreakerUnknown(Exception):

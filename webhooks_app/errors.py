@@ -24,6 +24,10 @@ class ErrorCode(models.TextChoices):
     # webhooks_app.rate_limits) and is deferred to when it may go, without using up attempts.
     CIRCUIT_OPEN = "ERR_CIRCUIT_OPEN", "Held back: the downstream's circuit breaker is open"
     RATE_LIMITED_LOCAL = "ERR_RATE_LIMITED_LOCAL", "Held back: our outbound rate limit for the downstream"
+    # Workflow steps (workflows_app connectors).
+    PROVIDER_FAILED = "ERR_PROVIDER_FAILED", "Voice, SMS or webhook provider failed (5xx)"
+    INVALID_PHONE = "ERR_INVALID_PHONE", "The lead's phone number is not a valid number"
+    WORKFLOW_START_REFUSED = "ERR_WORKFLOW_START_REFUSED", "The workflow to start does not exist or refused to start"
 
 
 class FailureKind(models.TextChoices):
@@ -38,6 +42,7 @@ class FailureKind(models.TextChoices):
 TRANSIENT_CODES = frozenset(
     {
         ErrorCode.CLIO_API_FAILED,
+        ErrorCode.PROVIDER_FAILED,
         ErrorCode.RATE_LIMITED,
         ErrorCode.TIMEOUT,
         ErrorCode.CONNECTION,

@@ -36,6 +36,8 @@ def report_failure(
     event: ReportedEvent | None = None,
     event_id: uuid.UUID | str | None = None,
     organization_id: int | None = None,
+    workflow_run_id: uuid.UUID | str | None = None,
+    lead_id: int | str | None = None,
     error_code: str = "",
     payload: Any = None,
     with_source: bool = False,
@@ -44,6 +46,7 @@ def report_failure(
 ) -> None:
     """Log `message % args` at `level` as a failure of `function` doing `action`.
 
+    `workflow_run_id` and `lead_id` tie it to a workflow run and its lead.
     `event` (or only its id when the row is not at hand) ties the record to the event and its
     organization (`organization_id` alone when there is no event); `payload` is kept with the
     record as the request that failed; `with_source` adds the source's slug (one more attribute
@@ -59,6 +62,10 @@ def report_failure(
         extra["event_id"] = str(event_id)
     if organization_id is not None and "organization_id" not in extra:
         extra["organization_id"] = organization_id
+    if workflow_run_id is not None:
+        extra["workflow_run_id"] = str(workflow_run_id)
+    if lead_id is not None:
+        extra["lead_id"] = str(lead_id)
     if error_code:
         extra["error_code"] = str(error_code)
     if payload is not None:

@@ -2,7 +2,6 @@
 an OpenAI-compatible chat-completions endpoint and a Twilio-style Messages resource."""
 
 import json
-import urllib.parse
 from typing import Any
 
 from tests.support.fake_http import FakeService
@@ -48,33 +47,3 @@ class FakeAnalysis(FakeService):
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         }
         return 200, {}, json.dumps(reply).encode()
-
-
-class FakeTwilio(FakeService):
-    """POST /2010-04-01/Accounts/<sid>/Messages.json (form-encoded). One message per
-    Idempotency-Key: a repeated key answers the message sent before."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: dict[str, dict[str, str]] = {}
-
-    def reset(self) -> None:
-        super().reset()
-        with self.lock:
-            self.messages.clear()
-
-    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
-        if method != "POST" or not path.endswith("/Messages.json"):
-            return 404, {}, b'{"error": "not found"}'
-        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
-        key = headers.get("idempotency-key", "")
-        with self.lock:
-            message = self.messages.get(key)
-            if message is None:
-                message = {"sid": f"SM{len(self.messages) + 1:032d}", **form}
-                self.messages[key] = message
-        return 201, {}, json.dumps({"sid": message["sid"], "status": "queued"}).encode()
-
-    def sent(self) -> list[dict[str, str]]:
-        with self.lock:
-            return list(self.messages.values())

@@ -44,30 +44,35 @@ class LeaseHeartbeat(threading.Thread):
             # restart) before the claim runs out.
             while not self._done.wait(self.lease_seconds / 3):
                 try:
-                    renewed = lease_renew(
-                        event_id=self.event_id, task_id=self.task_id, lease_seconds=self.lease_seconds
-                    )
+                    renewed = self.renew()
                 except DatabaseError:
                     # Nobody can take the claim over while the database is away either.
-                    logger.info("lease of event %s not renewed: database unavailable", self.event_id)
+                    logger.info("lease of %s not renewed: database unavailable", self.name)
                     continue
                 if not renewed:
                     # The outcome will not be recorded: the conditional UPDATE that records it
                     # finds another claim holder and closes this attempt as claim_lost.
                     self.lost.set()
-                    report_failure(
-                        logger,
-                        "event %s: claim of task %s was taken over while it ran",
-                        self.event_id,
-                        self.task_id,
-                        event_id=self.event_id,
-                        function="webhooks_app.services.leases.LeaseHeartbeat",
-                        action="renew_lease",
-                    )
+                    self.report_lost()
                     return
         finally:
             # Django connections are per thread; this one must not outlive the heartbeat.
             connections.close_all()
+
+    def renew(self) -> bool:
+        """Extend the lease; False when the claim was lost. Workflow runs' heartbeat overrides it."""
+        return lease_renew(event_id=self.event_id, task_id=self.task_id, lease_seconds=self.lease_seconds)
+
+    def report_lost(self) -> None:
+        report_failure(
+            logger,
+            "event %s: claim of task %s was taken over while it ran",
+            self.event_id,
+            self.task_id,
+            event_id=self.event_id,
+            function="webhooks_app.services.leases.LeaseHeartbeat",
+            action="renew_lease",
+        )
 
     def stop(self) -> None:
         self._done.set()

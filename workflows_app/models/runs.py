@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F, Q
 
 from webhooks_app.models import Organization
@@ -104,7 +104,47 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
             step_status=StepStatus.EXECUTING,
             claimed_by=task_id,
             claimed_until=lease_until,
+            # The message that was published for it is consumed: the next due time needs a new one.
+            dispatched_at=None,
         )
+
+    def dispatch_batch(self, *, now: datetime, limit: int, redispatch_before: datetime) -> list[uuid.UUID]:
+        """Mark up to `limit` due runs as published and return their ids; the caller publishes
+        them. A run already marked is left alone until `redispatch_before` (its message was
+        lost: a broker restart without persistence), so two dispatchers running at once never
+        publish the same run twice: the rows are locked FOR UPDATE SKIP LOCKED, and a row the
+        other dispatcher marked meanwhile no longer matches when PostgreSQL re-checks it. (On
+        SQLite the IMMEDIATE transaction serializes the dispatchers instead.)"""
+        unpublished = Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=redispatch_before)
+        with transaction.atomic():
+            ids = list(
+                self.due(now=now)
+                .filter(unpublished)
+                .order_by("next_action_at")
+                .select_for_update(skip_locked=True)
+                .values_list("id", flat=True)[:limit]
+            )
+            if ids:
+                self.filter(id__in=ids).update(dispatched_at=now)
+        return ids
+
+    def mark_dispatched(self, *, run_id: uuid.UUID, now: datetime) -> bool:
+        """Claim the right to publish one run's message (a start, the next step right after the
+        previous one, a short backoff). False: someone else published it already."""
+        return (
+            self.filter(id=run_id, status=RunStatus.ACTIVE, dispatched_at__isnull=True).update(dispatched_at=now) == 1
+        )
+
+    def release_dispatch(self, *, run_id: uuid.UUID) -> bool:
+        """A message that found its run not yet due (it came early: clock skew between
+        machines) gives the marker back, so the dispatcher publishes the run when it is due
+        instead of after WORKFLOW_REDISPATCH_SECONDS."""
+        waiting = self.filter(id=run_id, status=RunStatus.ACTIVE, step_status__in=DUE_STEP_STATUSES)
+        return waiting.exclude(dispatched_at=None).update(dispatched_at=None) == 1
+
+    def unmark_dispatched(self, *, run_id: uuid.UUID, marked_at: datetime) -> bool:
+        """The publish failed: let the next dispatcher run try again."""
+        return self.filter(id=run_id, dispatched_at=marked_at).update(dispatched_at=None) == 1
 
     def renew_claim(self, *, run_id: uuid.UUID, task_id: str, lease_until: datetime) -> bool:
         held = self.filter(id=run_id, step_status=StepStatus.EXECUTING, claimed_by=task_id)
@@ -131,6 +171,7 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
             next_action_at=now,
             claimed_by="",
             claimed_until=None,
+            dispatched_at=None,
             heals=F("heals") + 1,
         )
 
@@ -161,6 +202,9 @@ class WorkflowRun(models.Model):
     # The Celery task id executing the current step and until when (see claim).
     claimed_by = models.CharField(max_length=255, blank=True)
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # When a message to execute the due step was published (dispatcher, start, the previous
+    # step); cleared by the claim. Keeps two dispatchers from publishing the same run twice.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
     # Times the healer handed the step out again after its worker vanished.
     heals = models.PositiveIntegerField(default=0)
     # Who started it: "api:<key>", "admin:<user>", "disposition:<call id>", "workflow:<run id>".
@@ -220,6 +264,9 @@ class StepOutcome(models.TextChoices):
     WORKER_LOST = "worker_lost", "Worker lost"
     # Deferred without counting as a failure (circuit open, rate limit window).
     DEFERRED = "deferred", "Deferred"
+    # The lease ran out and another worker took the step over before this attempt finished:
+    # its result was not applied.
+    CLAIM_LOST = "claim_lost", "Claim lost"
 
 
 class StepExecution(models.Model):
@@ -259,3 +306,32 @@ class StepExecution(models.Model):
 
     def __str__(self) -> str:
         return f"step {self.position} attempt {self.attempt} of {self.run_id}"
+
+    def finish(
+        self,
+        *,
+        outcome: StepOutcome,
+        now: datetime,
+        error: str = "",
+        error_code: str = "",
+        provider_id: str = "",
+        action: str = "",
+    ) -> None:
+        self.outcome = outcome
+        self.finished_at = now
+        self.duration_ms = max(0, int((now - self.started_at).total_seconds() * 1000))
+        self.error = error[:10_000]
+        self.error_code = error_code
+        self.provider_id = provider_id[:200]
+        self.action = action
+        self.save(
+            update_fields=["outcome", "finished_at", "duration_ms", "error", "error_code", "provider_id", "action"]
+        )
+
+
+# Outcomes after which the same try of the step goes on: the next attempt sends the same
+# idempotency key, so a provider that already acted (the response was lost with the worker)
+# answers with what it did the first time instead of acting twice.
+TRY_CONTINUES = frozenset(
+    {StepOutcome.RETRY_SCHEDULED, StepOutcome.WORKER_LOST, StepOutcome.DEFERRED, StepOutcome.CLAIM_LOST}
+)

@@ -25,7 +25,7 @@ from webhooks_app.models import EventItem, ItemStatus, WebhookEvent
 from webhooks_app.reporting import report_failure
 from webhooks_app.services.operations import EventChange, OperationError, event_retry_failed
 from workflows_app.action_configs import ActionConfigError, action_config_validate
-from workflows_app.connectors.disposition_sms import disposition_sms_send
+from workflows_app.connectors.twilio import sms_post
 from workflows_app.models import (
     OPEN_RUN_STATUSES,
     ActionExecution,
@@ -229,7 +229,7 @@ def _send_sms(ctx: ActionContext) -> str:
     if not lead.phone_valid:
         raise ProcessingError(f"lead {lead.name!r} has no valid phone number to text", code=ErrorCode.VALIDATION)
     body = ctx.config["body"].format_map(_Blank(name=lead.name))
-    sid = disposition_sms_send(to=lead.phone, body=body, idempotency_key=ctx.execution.idempotency_key)
+    sid = sms_post(to=lead.phone, body=body, idempotency_key=ctx.execution.idempotency_key)
     return f"sms {sid}"
 
 

@@ -17,6 +17,7 @@ from workflows_app.models import (
     WorkflowRun,
     phone_e164,
 )
+from workflows_app.services.dispatch import run_publish
 
 
 class RunStartRefused(Exception):
@@ -73,7 +74,7 @@ def run_start(*, workflow: Workflow, lead: Lead, started_by: str, parent_run: Wo
     now = timezone.now()
     try:
         with transaction.atomic():
-            return WorkflowRun.objects.create(
+            run = WorkflowRun.objects.create(
                 organization_id=workflow.organization_id,
                 workflow=workflow,
                 lead=lead,
@@ -85,6 +86,9 @@ def run_start(*, workflow: Workflow, lead: Lead, started_by: str, parent_run: Wo
                 parent_run=parent_run,
                 updated_at=now,
             )
+            # Its first step is due now: published on commit, not at beat's next dispatch.
+            transaction.on_commit(lambda: run_publish(run_id=run.id))
+            return run
     except IntegrityError:
         existing = WorkflowRun.objects.filter(workflow=workflow, lead=lead, status__in=OPEN_RUN_STATUSES).first()
         if existing is None:  # the other run ended between our insert and this read
