@@ -329,6 +329,10 @@ SPECTACULAR_SETTINGS = {
         "EventStatusEnum": "webhooks_app.models.events.EventStatus",
         "FailureStatusEnum": "webhooks_app.services.operations.RETRYABLE",
         "ReplayStatusEnum": "ops_app.models.replays.ReplayStatus",
+        "RunStatusEnum": "workflows_app.models.runs.RunStatus",
+        "StepStatusEnum": "workflows_app.models.runs.StepStatus",
+        "LeadStatusEnum": "workflows_app.models.leads.LeadStatus",
+        "ActionExecutionStatusEnum": "workflows_app.models.calls.ActionExecutionStatus",
     },
 }
 # Throttle counters and the cached worker snapshot of queue-health must be shared by every web

@@ -34,6 +34,11 @@ class ActAdminMixin(admin.ModelAdmin[Any]):
     def may_act(self, request: HttpRequest, act: Act) -> bool:
         return request.user.has_perm(act.permission)
 
+    def act_params(self, request: HttpRequest, act: Act, target: Any) -> dict[str, Any]:
+        """The act's own input from the confirmation form (a reset's step), passed to act_run.
+        Raises ValueError, shown on the confirmation page, when the input is missing or wrong."""
+        return {}
+
     # --- bulk, from the list
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
@@ -135,11 +140,17 @@ class ActAdminMixin(admin.ModelAdmin[Any]):
         note = request.POST.get("note", "").strip()
         error = ""
         if request.method == "POST" and request.POST.get("confirm") == "yes":
-            if act.needs_note and not note:
+            params: dict[str, Any] = {}
+            try:
+                params = self.act_params(request, act, target)
+            except ValueError as exc:
+                error = str(exc)
+            if not error and act.needs_note and not note:
                 error = f"A note is required: say why you {act.verb} this {self.opts.verbose_name}."
-            else:
+            if not error:
+                actor = Actor.from_user(request.user, via=AuditVia.ADMIN)
                 try:
-                    act_run(act=act, target=target, actor=Actor.from_user(request.user, via=AuditVia.ADMIN), note=note)
+                    act_run(act=act, target=target, actor=actor, note=note, **params)
                 except ActRefused as exc:
                     self.message_user(request, f"{act.title}: {exc}", messages.ERROR)
                 else:

@@ -16,6 +16,8 @@ from webhooks_app.models.events import ACTIONABLE
 
 EVENTS_URL = "admin:webhooks_app_webhookevent_changelist"
 ERRORS_URL = "admin:ops_app_errorrecord_changelist"
+RUNS_URL = "admin:workflows_app_workflowrun_changelist"
+CALLS_URL = "admin:workflows_app_calllog_changelist"
 
 
 def _url(name: str, **params: str) -> str:
@@ -152,7 +154,9 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
     """Everything the dashboard shows, limited to what the user may see."""
     sees_events = user.has_perm("webhooks_app.view_webhookevent")
     sees_errors = user.has_perm("ops_app.view_errorrecord")
-    if not (sees_events or sees_errors):
+    sees_runs = user.has_perm("workflows_app.view_workflowrun")
+    sees_calls = user.has_perm("workflows_app.view_calllog")
+    if not (sees_events or sees_errors or sees_runs or sees_calls):
         return {"visible": False}
     counts = selectors.attention_counts(now=now)
     cards = []
@@ -204,6 +208,8 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
                 "critical",
             )
         )
+    if sees_runs or sees_calls:
+        cards += workflow_cards(now=now, sees_runs=sees_runs, sees_calls=sees_calls)
     context: dict[str, Any] = {"visible": True, "cards": cards, "counts": counts}
     if sees_events:
         context["daily"] = daily_chart(selectors.daily_partial_failures(now=now))
@@ -213,3 +219,41 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
         context["error_groups"] = selectors.error_groups_unresolved()
         context["errors_url"] = _url(ERRORS_URL, resolved__exact="0")
     return context
+
+
+def workflow_cards(*, now: datetime, sees_runs: bool, sees_calls: bool) -> list[Card]:
+    """Runs waiting for a decision, runs failed in the last day, disposition actions that failed;
+    each links to the list filtered the same way."""
+    counts = selectors.workflow_attention(now=now)
+    cards = []
+    if sees_runs:
+        cards += [
+            Card(
+                "runs_needs_review",
+                "Runs needing review",
+                counts.runs_needs_review,
+                _url(RUNS_URL, needs_review="yes"),
+                "failed 3+ times; retry, skip, reset or cancel",
+                "dead_letter",
+            ),
+            Card(
+                "runs_failed",
+                "Failed runs (24 h)",
+                counts.runs_failed,
+                _url(RUNS_URL, failed="24h"),
+                "stopped by a step's failure strategy",
+                "failed",
+            ),
+        ]
+    if sees_calls:
+        cards.append(
+            Card(
+                "failed_actions",
+                "Failed disposition actions",
+                counts.failed_actions,
+                _url(CALLS_URL, failed_actions="yes"),
+                "on calls; retry them from the call's page",
+                "partial_failure",
+            )
+        )
+    return cards

@@ -13,6 +13,7 @@ from ops_app.models import SEVERITY_RANK, ErrorRecord, ErrorSeverity
 from webhooks_app.errors import ErrorCode
 from webhooks_app.models import EventItem, EventStatus, ItemStatus, WebhookEvent
 from webhooks_app.models.events import ACTIONABLE, RETRY_PENDING
+from workflows_app.models import ActionExecution, ActionExecutionStatus, RunStatus, WorkflowRun
 
 # The seed's window for the failure-reason ranking.
 ATTENTION_DAYS = 7
@@ -143,4 +144,30 @@ def error_groups_unresolved(*, limit: int = 6) -> list[ErrorRecord]:
     )
     return list(
         ErrorRecord.objects.filter(resolved=False).annotate(rank=rank).order_by("-rank", "-last_seen_at")[:limit]
+    )
+
+
+# --- Workflows: what needs a human -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WorkflowAttention:
+    runs_needs_review: int
+    # Runs that failed (stopped by a step's strategy) within the last day.
+    runs_failed: int
+    failed_actions: int
+
+
+FAILED_RUNS_WINDOW = timedelta(hours=24)
+
+
+def workflow_attention(*, now: datetime) -> WorkflowAttention:
+    runs = WorkflowRun.objects.aggregate(
+        review=Count("id", filter=Q(status=RunStatus.NEEDS_REVIEW)),
+        failed=Count("id", filter=Q(status=RunStatus.FAILED, updated_at__gte=now - FAILED_RUNS_WINDOW)),
+    )
+    return WorkflowAttention(
+        runs_needs_review=runs["review"],
+        runs_failed=runs["failed"],
+        failed_actions=ActionExecution.objects.filter(status=ActionExecutionStatus.FAILED).count(),
     )

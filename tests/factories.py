@@ -280,6 +280,23 @@ class WorkflowStepFactory(factory.django.DjangoModelFactory):
         return step
 
 
+def workflow_with_steps(organization: Any, *action_types: str, **fields: Any) -> Workflow:
+    """A workflow whose steps, at positions 1, 2, ..., have the given action types."""
+    configs = {
+        "update_lead": {"status": "contacted"},
+        "call": {"agent_id": "agent-1"},
+        "sms": {"body": "Hi {name}"},
+        "email": {"subject": "Hello", "body": "Hi"},
+        "wait": {"minutes": 5},
+    }
+    workflow = WorkflowFactory(organization=organization, **fields)
+    for position, action_type in enumerate(action_types or ("update_lead",), start=1):
+        WorkflowStepFactory(
+            workflow=workflow, position=position, action_type=action_type, config=configs.get(action_type, {})
+        )
+    return workflow
+
+
 class WorkflowRunFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = WorkflowRun

@@ -21,7 +21,15 @@ from django.urls import reverse
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from ops_app.errors import record_error
-from tests.factories import SourceFactory
+from tests.factories import (
+    ActionExecutionFactory,
+    CallLogFactory,
+    DispositionActionFactory,
+    DispositionFactory,
+    LeadFactory,
+    SourceFactory,
+    workflow_with_steps,
+)
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.events import event_with_ledger
 from tests.support.signing import encode, matter_payload, standard_headers
@@ -29,10 +37,13 @@ from webhooks_app.connectors import TaskSpec
 from webhooks_app.connectors.local import LocalConnector
 from webhooks_app.models import EventStatus, Organization, Source
 from webhooks_app.services.sources import source_secret_rotate
+from workflows_app.models import WorkflowStep
+from workflows_app.services.runs import run_start
 
 pytestmark = pytest.mark.django_db
 
 TOKEN = "clio-token-5c0ffee9d2"
+START_RUN = "workflows_app.start_workflowrun"
 
 
 @dataclass
@@ -98,9 +109,10 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     LocalConnector().create_task(spec)
     _beat_rows()
     admin_model("breaker")._default_manager.create(name="clio:matrix")  # a circuit breaker's row
+    step_secrets = _workflow_rows(organization)
 
     sources = Source.objects.all()
-    secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets]
+    secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets, *step_secrets]
     for s in sources:
         secrets += [e["ciphertext"] for e in s.signing_secret_entries]
         secrets += [s.connector_token_encrypted] if s.connector_token_encrypted else []
@@ -109,6 +121,23 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     # Nor may a log line carry one (error records are made from log lines).
     logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
     assert not [s for s in secrets if s in logged]
+
+
+def _workflow_rows(organization: Organization) -> list[str]:
+    """A workflow with a webhook step (whose secret no page may show), a run, a call with a
+    failed disposition action. Returns the step's secret and its ciphertext."""
+    workflow = workflow_with_steps(organization, "update_lead")
+    step = WorkflowStep(
+        workflow=workflow, position=2, action_type="webhook", config={"url": "https://crm.example.com/hook"}
+    )
+    secret = step.signing_secret_ensure()
+    step.save()
+    run = run_start(workflow=workflow, lead=LeadFactory(organization=organization), started_by="matrix")
+    disposition = DispositionActionFactory(disposition=DispositionFactory(organization=organization)).disposition
+    call = CallLogFactory(organization=organization, lead=run.lead, workflow_run=run, disposition=disposition.name)
+    ActionExecutionFactory(call=call, status="failed", success=False, error="no such workflow")
+    assert secret is not None
+    return [secret, step.signing_secret_encrypted]
 
 
 def admin_model(model_name: str) -> type[Model]:
@@ -144,6 +173,8 @@ def test_ops_staff_reach_exactly_what_their_group_allows_and_never_a_secret(worl
 
     for model, action, url in pages(world):
         perm = f"{model._meta.app_label}.{action}_{model._meta.model_name}"
+        # A run is "added" by starting it, which has its own permission.
+        perm = START_RUN if perm == "workflows_app.add_workflowrun" else perm
         allowed = user.has_perm(perm) or (action == "view" and user.has_perm(perm.replace(".view_", ".change_")))
         response = ops.get(url)
         results.append((url, response.status_code, allowed, leaked(world, response.content)))

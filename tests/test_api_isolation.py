@@ -10,9 +10,17 @@ from drf_spectacular.generators import SchemaGenerator
 
 from ops_app.models import AuditEntry, Replay
 from ops_app.replays import replay_run_batch
+from tests.factories import (
+    ActionExecutionFactory,
+    CallLogFactory,
+    StepExecutionFactory,
+    WorkflowRunFactory,
+    workflow_with_steps,
+)
 from tests.support.api import api_for, other_org_source
 from tests.support.events import make_event, with_items
 from webhooks_app.models import EventStatus, WebhookEvent
+from workflows_app.models import RunStatus, StepStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +149,12 @@ OPERATIONS = api_operations()
 ON_ONE_OBJECT = [(m, p) for m, p, _ in OPERATIONS if "{" in p]
 ON_COLLECTIONS = [(m, p, q) for m, p, q in OPERATIONS if "{" not in p]
 # Bodies for collection POSTs that change nothing: what A would see of B, not a change to A.
-HARMLESS_BODIES: dict[str, dict[str, object]] = {"/api/v1/replays": {"dry_run": True, "filter": {}}}
+HARMLESS_BODIES: dict[str, dict[str, object]] = {
+    "/api/v1/replays": {"dry_run": True, "filter": {}},
+    # Invalid (no lead, no name): answered 400 before and after, whatever B holds.
+    "/api/v1/workflow-runs": {},
+    "/api/v1/leads": {},
+}
 # Fields that differ between two identical requests a moment apart.
 VOLATILE = {"timestamp", "generatedAt"}
 
@@ -154,7 +167,19 @@ def b_world(b_source) -> dict[str, str]:
     for status in ("dead_letter", "retry_scheduled", "succeeded", "partial_failure"):
         make_event(b_source, status=status, completed_at=now, attempts=2, last_error_code="ERR_B")
     replay = api_for(b_source.organization).post("replays", {}).json()["id"]
-    return {"events": str(failed.id), "replays": str(replay)}
+    workflow = workflow_with_steps(b_source.organization, "update_lead", "wait")
+    run = WorkflowRunFactory(workflow=workflow, status=RunStatus.FAILED, step_status=StepStatus.FAILED)
+    StepExecutionFactory(run=run, outcome="failed", error_code="ERR_B")
+    call_log = CallLogFactory(organization=b_source.organization, lead=run.lead, ai_analysis_failed=True)
+    ActionExecutionFactory(call=call_log, status="failed", success=False, error="B's failure")
+    return {
+        "events": str(failed.id),
+        "replays": str(replay),
+        "workflow-runs": str(run.id),
+        "call-logs": str(call_log.pk),
+        "leads": str(run.lead_id),
+        "workflows": str(workflow.pk),
+    }
 
 
 def call(api, method: str, path: str, **params):

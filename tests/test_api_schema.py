@@ -15,6 +15,13 @@ from schemathesis.specs.openapi import checks
 
 from config.wsgi import application
 from ops_app.models import ApiKey
+from tests.factories import (
+    ActionExecutionFactory,
+    CallLogFactory,
+    LeadFactory,
+    StepExecutionFactory,
+    workflow_with_steps,
+)
 from tests.support.events import make_event, with_items
 from webhooks_app.models import EventStatus
 
@@ -150,6 +157,60 @@ def test_responses_about_real_objects_conform_to_the_schema(source, raw_key, wsg
     ]
     assert replay.status_code == 202
     assert [r.status_code for r in responses] == [200, 200, 200, 200, 200, 202, 200, 200, 200, 200, 409]
+
+
+def test_workflow_responses_about_real_objects_conform_to_the_schema(source, raw_key, wsgi_calls):
+    """The 200, 201 and 409 shapes of the workflow endpoints with real leads, runs and calls."""
+    organization = source.organization
+    workflow = workflow_with_steps(organization, "update_lead", "wait")
+    lead = LeadFactory(organization=organization)
+    call_log = CallLogFactory(organization=organization, lead=lead, ai_analysis_failed=True)
+    ActionExecutionFactory(call=call_log, status="failed", success=False, error="no such workflow")
+
+    def call(method: str, path: str, **kw):
+        case = schema[path][method].Case(media_type="application/json" if "body" in kw else None, **kw)
+        return case.call_and_validate(headers={"Authorization": f"Bearer {raw_key}"})
+
+    started = call("POST", "/api/v1/workflow-runs", body={"lead": lead.pk, "workflow": workflow.pk})
+    run_id = {"id": started.json()["id"]}
+    StepExecutionFactory(run_id=run_id["id"], outcome="failed", error_code="ERR_TIMEOUT")
+    responses = [
+        call("POST", "/api/v1/workflow-runs", body={"lead": lead.pk, "workflow": workflow.pk}),
+        call("GET", "/api/v1/workflow-runs", query={"needs_review": "false"}),
+        call("GET", "/api/v1/workflow-runs/{id}", path_parameters=run_id),
+        call("POST", "/api/v1/workflow-runs/{id}/skip", path_parameters=run_id, body={"note": "n"}),
+        call("POST", "/api/v1/workflow-runs/{id}/reset", path_parameters=run_id, body={"position": 1}),
+        call("POST", "/api/v1/workflow-runs/{id}/retry", path_parameters=run_id, body={}),
+        call("POST", "/api/v1/workflow-runs/{id}/cancel", path_parameters=run_id, body={}),
+        call("POST", "/api/v1/workflow-runs/{id}/cancel", path_parameters=run_id, body={}),
+        call("GET", "/api/v1/call-logs", query={"has_failed_actions": "true"}),
+        call("GET", "/api/v1/call-logs/{id}", path_parameters={"id": call_log.pk}),
+        call("GET", "/api/v1/leads"),
+        call("POST", "/api/v1/leads", body={"name": "Ada", "phone": "+14155552671"}),
+        call("GET", "/api/v1/leads/{id}", path_parameters={"id": lead.pk}),
+        call("GET", "/api/v1/workflows"),
+        call("GET", "/api/v1/workflows/{id}", path_parameters={"id": workflow.pk}),
+        call("GET", "/api/v1/workflow-stats", query={"range": "7d"}),
+    ]
+    assert started.status_code == 201
+    assert [r.status_code for r in responses] == [
+        409,
+        200,
+        200,
+        200,
+        200,
+        200,
+        200,
+        409,
+        200,
+        200,
+        200,
+        201,
+        200,
+        200,
+        200,
+        200,
+    ]
 
 
 def test_swagger_ui_is_served_without_any_cdn(client):

@@ -14,6 +14,7 @@ from standardwebhooks.webhooks import Webhook
 from ops_app.models import ErrorRecord
 from tests.support.fake_http import Fault, Recorder
 from tests.support.workflows import execute, lead_of, time_passes, workflow_of
+from webhooks_app.breakers import breaker_reset
 from workflows_app.models import CallLog, RunStatus, StepOutcome, StepStatus, WorkflowRun
 from workflows_app.services.runs import run_start
 from workflows_app.services.scheduling import retry_at
@@ -305,3 +306,28 @@ def test_a_wait_step_makes_the_next_step_due_later(organization, providers):
     assert execute(run) == StepOutcome.SUCCEEDED
     assert (run.status, run.current_position, run.step_status) == (RunStatus.ACTIVE, 2, StepStatus.PENDING)
     assert before + timedelta(minutes=90) <= run.next_action_at <= timezone.now() + timedelta(minutes=90)
+
+
+def test_an_open_breaker_defers_the_step_without_using_a_try(organization, providers, settings):
+    # Retell's breaker opens on the first 503 (fail_max 1); the next executions are held back by
+    # it, so the provider is not asked and the step's three transient tries are not spent.
+    settings.MENDHOOK_BREAKER_OVERRIDES = {"retell": {"fail_max": 1, "reset_seconds": 30}}
+    retell, _ = providers
+    breaker_reset("retell")
+    retell.fail_next(Fault(503))
+    run = start(organization, CALL)
+    try:
+        assert execute(run) == StepOutcome.RETRY_SCHEDULED
+        for _ in range(4):  # more deferrals than the step has tries
+            time_passes(run)
+            assert execute(run) == StepOutcome.DEFERRED
+        assert run.transient_attempts == 1 and run.status == RunStatus.ACTIVE
+        assert run.failure_code == "ERR_CIRCUIT_OPEN"
+        assert 20 < (run.next_action_at - timezone.now()).total_seconds() <= 30  # at the breaker's reset
+        assert len(retell.keys()) == 1  # only the first try reached the provider
+        breaker_reset("retell")  # as a person would, from the admin
+        time_passes(run)
+        assert execute(run) == StepOutcome.SUCCEEDED
+        assert len(set(retell.keys())) == 1  # the same try, the same idempotency key
+    finally:
+        breaker_reset("retell")

@@ -58,9 +58,10 @@ class Act:
         return self.plan_many([target])[0]
 
 
-def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> AuditEntry:
+def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "", **params: Any) -> AuditEntry:
     """Run `act` on `target` for `actor` and audit it. Raises ActRefused, changing nothing, when
-    the act does not apply (any more) or a required note is missing."""
+    the act does not apply (any more) or a required note is missing. `params` are the act's own
+    input (a reset's step position), passed on to its run."""
     note = note.strip()
     if act.needs_note and not note:
         raise ActRefused(f"a note is required to {act.verb}")
@@ -69,7 +70,7 @@ def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> 
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     with transaction.atomic():
         try:
-            change = act.run(target_id=target.pk, actor=actor, note=note)
+            change = act.run(target_id=target.pk, actor=actor, note=note, **params)
         except act.refused_by as exc:
             raise ActRefused(str(exc)) from exc
         return AuditEntry.objects.record(

@@ -1,7 +1,8 @@
-"""Cursor pagination over events, newest first, keyed on (received_at, id)."""
+"""Cursor pagination, newest first, keyed on (a timestamp, id): events on (received_at, id),
+workflow runs, calls and leads on (created_at, id)."""
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -9,9 +10,8 @@ from django.db.models import Q, QuerySet
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
-
-from webhooks_app.models import WebhookEvent
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -24,6 +24,11 @@ class EventCursorPagination(CursorPagination):
     A position is stable under inserts: new events never shift a page a client is reading."""
 
     ordering = ("-received_at", "-id")
+    # The position's timestamp field and how an id is read back from a cursor.
+    time_field = "received_at"
+    parse_id: Callable[[str], Any] = uuid.UUID
+    # The list's key in a page answered by get_paginated_response (generic list views).
+    results_key = "results"
     page_size = DEFAULT_LIMIT
     max_page_size = MAX_LIMIT
     # Links keep the client's limit; the view has validated it already.
@@ -33,7 +38,8 @@ class EventCursorPagination(CursorPagination):
     def paginate_queryset(
         self, queryset: QuerySet[Any, Any] | Sequence[Any], request: Request, view: APIView | None = None
     ) -> list[Any]:
-        assert isinstance(queryset, QuerySet), "pages over an event queryset"
+        assert isinstance(queryset, QuerySet), "pages over a queryset"
+        at = self.time_field
         self.request = request
         self.page_size = self.get_page_size(request) or DEFAULT_LIMIT
         self.base_url = request.build_absolute_uri()
@@ -46,16 +52,16 @@ class EventCursorPagination(CursorPagination):
         reverse = bool(self.cursor and self.cursor.reverse)
 
         if reverse:
-            queryset = queryset.order_by("received_at", "id")
+            queryset = queryset.order_by(at, "id")
             if position:
                 queryset = queryset.filter(
-                    Q(received_at__gt=position[0]) | Q(received_at=position[0], id__gt=position[1])
+                    Q(**{f"{at}__gt": position[0]}) | Q(**{at: position[0], "id__gt": position[1]})
                 )
         else:
-            queryset = queryset.order_by("-received_at", "-id")
+            queryset = queryset.order_by(f"-{at}", "-id")
             if position:
                 queryset = queryset.filter(
-                    Q(received_at__lt=position[0]) | Q(received_at=position[0], id__lt=position[1])
+                    Q(**{f"{at}__lt": position[0]}) | Q(**{at: position[0], "id__lt": position[1]})
                 )
 
         results = list(queryset[: self.page_size + 1])
@@ -68,20 +74,20 @@ class EventCursorPagination(CursorPagination):
             self.has_next, self.has_previous = has_more, position is not None
         return self.page
 
-    def _parse_position(self, raw: str | None) -> tuple[datetime, uuid.UUID] | None:
+    def _parse_position(self, raw: str | None) -> tuple[datetime, Any] | None:
         if raw is None:
             return None
         try:
-            at, _, event_id = raw.partition("|")
+            at, _, row_id = raw.partition("|")
             parsed = datetime.fromisoformat(at)
             if parsed.tzinfo is None:
                 raise ValueError("naive")
-            return parsed, uuid.UUID(event_id)
+            return parsed, type(self).parse_id(row_id)
         except ValueError as exc:
             raise ValidationError({"cursor": ["Invalid cursor."]}) from exc
 
-    def _position(self, event: WebhookEvent) -> str:
-        return f"{event.received_at.isoformat()}|{event.id}"
+    def _position(self, row: Any) -> str:
+        return f"{getattr(row, self.time_field).isoformat()}|{row.id}"
 
     def get_next_link(self) -> str | None:
         if not self.has_next or not self.page:
@@ -97,3 +103,33 @@ class EventCursorPagination(CursorPagination):
 
     def links(self) -> dict[str, Any]:
         return {"next": self.get_next_link(), "previous": self.get_previous_link()}
+
+    def get_paginated_response(self, data: Any) -> Response:
+        return Response({self.results_key: data, "count": len(data), **self.links()})
+
+    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        link = {"type": "string", "format": "uri", "nullable": True}
+        return {
+            "type": "object",
+            "required": [self.results_key, "count", "next", "previous"],
+            "properties": {
+                self.results_key: schema,
+                "count": {"type": "integer", "description": "Number of entries in this page."},
+                "next": link,
+                "previous": link,
+            },
+        }
+
+
+class CreatedCursorPagination(EventCursorPagination):
+    """Rows keyed on (created_at, id), newest first; `results_key` names the list."""
+
+    ordering = ("-created_at", "-id")
+    time_field = "created_at"
+
+
+def created_pagination(results_key: str, *, int_ids: bool = False) -> type[CreatedCursorPagination]:
+    attrs: dict[str, Any] = {"results_key": results_key}
+    if int_ids:
+        attrs["parse_id"] = int
+    return type(f"{results_key.capitalize()}Pagination", (CreatedCursorPagination,), attrs)

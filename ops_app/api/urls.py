@@ -4,7 +4,7 @@ The OpenAPI schema is at /api/schema/ (checked in as docs/openapi.yaml), Swagger
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops_app.api import replay_views, schema, views
+from ops_app.api import replay_views, schema, views, workflow_views
 from ops_app.api.exceptions import not_found
 
 # schema registers the API-key security scheme with drf-spectacular.
@@ -23,6 +23,20 @@ v1 = [
     path("replays", replay_views.ReplayCreateView.as_view(), name="replay-create"),
     path("replays/<str:id>", replay_views.ReplayDetailView.as_view(), name="replay-detail"),
     path("replays/<str:id>/cancel", replay_views.ReplayCancelView.as_view(), name="replay-cancel"),
+    path("leads", workflow_views.LeadListView.as_view(), name="leads"),
+    path("leads/<str:id>", workflow_views.LeadDetailView.as_view(), name="lead-detail"),
+    path("workflows", workflow_views.WorkflowListView.as_view(), name="workflows"),
+    path("workflows/<str:id>", workflow_views.WorkflowDetailView.as_view(), name="workflow-detail"),
+    path("workflow-runs", workflow_views.RunListView.as_view(), name="workflow-runs"),
+    path("workflow-runs/<str:id>", workflow_views.RunDetailView.as_view(), name="workflow-run-detail"),
+    path("workflow-runs/<str:id>/retry", workflow_views.RunRetryView.as_view(), name="workflow-run-retry"),
+    path("workflow-runs/<str:id>/skip", workflow_views.RunSkipView.as_view(), name="workflow-run-skip"),
+    path("workflow-runs/<str:id>/cancel", workflow_views.RunCancelView.as_view(), name="workflow-run-cancel"),
+    path("workflow-runs/<str:id>/reset", workflow_views.RunResetView.as_view(), name="workflow-run-reset"),
+    path("call-logs", workflow_views.CallListView.as_view(), name="call-logs"),
+    path("call-logs/<str:id>", workflow_views.CallDetailView.as_view(), name="call-log-detail"),
+    path("call-logs/<str:id>/retry-actions", workflow_views.CallRetryActionsView.as_view(), name="call-log-retry"),
+    path("workflow-stats", workflow_views.WorkflowStatsView.as_view(), name="workflow-stats"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -29,6 +29,11 @@ class AuditAct(models.TextChoices):
     REOPEN_ERROR_GROUP = "reopen_error_group", "Reopened"
     RECURRED = "recurred", "Reopened by a new occurrence"
     RESET_BREAKER = "reset_breaker", "Reset circuit breaker"
+    RETRY_RUN_STEP = "retry_run_step", "Retried the run's step now"
+    SKIP_RUN_STEP = "skip_run_step", "Skipped the run's step"
+    RESET_RUN_TO_STEP = "reset_run_to_step", "Reset the run to a step"
+    CANCEL_RUN = "cancel_run", "Cancelled the run"
+    RETRY_CALL_ACTIONS = "retry_call_actions", "Retried failed disposition actions"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

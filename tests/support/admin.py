@@ -31,7 +31,8 @@ def ops_staff_group_ensure() -> Group:
         for label, codenames in created.PERMISSIONS.items()
     }
     breakers = importlib.import_module("ops_app.migrations.0005_breaker")
-    for granted in (audited.GRANTED, breakers.GRANTED):
+    workflows = importlib.import_module("ops_app.migrations.0006_workflow_acts")
+    for granted in (audited.GRANTED, breakers.GRANTED, workflows.GRANTED):
         for label, codenames in granted.items():
             permissions[label] = [*permissions.get(label, []), *codenames]
     created.ops_staff_group_grant(django_apps, SimpleNamespace(connection=connection), permissions)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows_app', '0001_initial'),
+        ('workflows_app', '0002_run_dispatch_marker'),
     ]
 
     operations = [
