@@ -173,8 +173,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = Queue.WEBHOOKS.value
 CELERY_TASK_ROUTES = TASK_ROUTES
-CELERY_TASK_SOFT_TIME_LIMIT = 240
-CELERY_TASK_TIME_LIMIT = 300
+# The soft limit raises inside the task (a handler crash, ERR_INTERNAL); the hard one kills the
+# pool process, and the attempt it ran counts as lost (ERR_WORKER_LOST), so work that always
+# hits it ends in dead letter after the source's max attempts. Soft 0: none (billiard arms the
+# hard limit only after the soft one fires, so a soft limit above the hard one delays it).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("TASK_SOFT_TIME_LIMIT_SECONDS", default=240) or None
+CELERY_TASK_TIME_LIMIT = env.int("TASK_TIME_LIMIT_SECONDS", default=300)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Flower shows tasks only when workers emit events.
@@ -194,6 +198,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # --- mendhook ------------------------------------------------------------------------------
 # Slack-compatible incoming-webhook URL for dead-letter alerts; without it alerts are ERROR logs.
 MENDHOOK_ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+MENDHOOK_ALERT_HTTP_TIMEOUT_SECONDS = env.float("ALERT_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A transient refusal (5xx, 429, timeout) is retried after this many seconds, doubling, up to
+# the cap, five times; a 4xx is permanent and reported once.
+MENDHOOK_ALERT_RETRY_BACKOFF_SECONDS = env.float("ALERT_RETRY_BACKOFF_SECONDS", default=5.0)
+MENDHOOK_ALERT_RETRY_BACKOFF_MAX_SECONDS = env.float("ALERT_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
 # Business errors that fix themselves once someone adds data (e.g. an assignee rule).
 MENDHOOK_RECOVERABLE_ERROR_CODES = env.list(
     "RECOVERABLE_ERROR_CODES", default=["ERR_ASSIGNEE_NO_CSC", "ERR_ASSIGNEE_NO_PARALEGAL"]

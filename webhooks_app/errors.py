@@ -19,6 +19,9 @@ class ErrorCode(models.TextChoices):
     VALIDATION = "ERR_VALIDATION", "Payload failed validation"
     INTERNAL = "ERR_INTERNAL", "Unexpected error in mendhook"
     SECRET_UNREADABLE = "ERR_SECRET_UNREADABLE", "A stored secret cannot be decrypted with the configured keys"
+    # The worker running the attempt died (killed, out of memory, hard time limit) before it
+    # recorded an outcome; counted like a transient failure so poison work ends in dead letter.
+    WORKER_LOST = "ERR_WORKER_LOST", "The worker died or hit the hard time limit mid-attempt"
 
 
 class FailureKind(models.TextChoices):
@@ -39,6 +42,7 @@ TRANSIENT_CODES = frozenset(
         # An unexpected exception is most often a passing fault; backoff then dead letter
         # bounds the cost when it is a bug.
         ErrorCode.INTERNAL,
+        ErrorCode.WORKER_LOST,
     }
 )
 
