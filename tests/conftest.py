@@ -96,6 +96,8 @@ def worker_process(
             ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
             SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
             SENTRY_ENVIRONMENT="test",
+            # Alert deliveries refused for a while are retried within a test's patience.
+            ALERT_RETRY_BACKOFF_SECONDS="0.2",
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc
