@@ -50,7 +50,7 @@ def alert_post(*, url: str, body: dict[str, Any]) -> None:
 
 def alert_retry_countdown(*, retries: int, retry_after: float | None = None) -> float:
     """Exponential backoff with up to 25% jitter, capped; never sooner than the receiver asked."""
-    base = float(settings.MENDHOOK_ALERT_RETRY_BACKOFF_SECONDS) * 2**retries
+    base = float(settings.MENDHOOK_ALERT_RETRY_BACKOFF_SECONDS) * 2.0**retries
     delay = min(base, float(settings.MENDHOOK_ALERT_RETRY_BACKOFF_MAX_SECONDS)) * (1 + random.uniform(0, 0.25))
     return max(delay, retry_after or 0.0)
 
