@@ -31,4 +31,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
     },
+    "evaluate-alerts": {
+        "task": "ops_app.tasks.evaluate_alerts",
+        "schedule": 60.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
+    },
 }

@@ -25,6 +25,9 @@ QUEUE_OF_TASK: dict[str, Queue] = {
     "webhooks_app.tasks.sweep_undispatched_events": Queue.MAINTENANCE,
     "webhooks_app.tasks.heal_stuck_events": Queue.MAINTENANCE,
     "workflows_app.tasks.*": Queue.WORKFLOWS,
+    # Alert messages ride the alerts queue like dead-letter alerts (an exact name wins over the
+    # ops_app wildcard below).
+    "ops_app.tasks.send_alert_notifications": Queue.ALERTS,
     "ops_app.tasks.*": Queue.MAINTENANCE,
 }
 TASK_ROUTES = {pattern: {"queue": queue.value} for pattern, queue in QUEUE_OF_TASK.items()}

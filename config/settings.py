@@ -203,6 +203,15 @@ MENDHOOK_ALERT_HTTP_TIMEOUT_SECONDS = env.float("ALERT_HTTP_TIMEOUT_SECONDS", de
 # the cap, five times; a 4xx is permanent and reported once.
 MENDHOOK_ALERT_RETRY_BACKOFF_SECONDS = env.float("ALERT_RETRY_BACKOFF_SECONDS", default=5.0)
 MENDHOOK_ALERT_RETRY_BACKOFF_MAX_SECONDS = env.float("ALERT_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
+# Alerts on trends (ops_app/alerting.py), each per organization and globally, over the last hour.
+MENDHOOK_ALERT_DEAD_LETTERS_PER_HOUR = env.int("ALERT_DEAD_LETTERS_PER_HOUR", default=10)
+MENDHOOK_ALERT_SUCCESS_RATE_MIN = env.float("ALERT_SUCCESS_RATE_MIN", default=0.95)
+MENDHOOK_ALERT_AVERAGE_ATTEMPTS_MAX = env.float("ALERT_AVERAGE_ATTEMPTS_MAX", default=2.0)
+# Success rate and average attempts are judged only on at least this many finished events.
+MENDHOOK_ALERT_MIN_VOLUME = env.int("ALERT_MIN_VOLUME", default=20)
+MENDHOOK_ALERT_QUEUE_DEPTH_MAX = env.int("ALERT_QUEUE_DEPTH_MAX", default=100)
+MENDHOOK_ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
+MENDHOOK_ALERT_BREAKER_OPEN_MINUTES = env.float("ALERT_BREAKER_OPEN_MINUTES", default=5.0)
 # Business errors that fix themselves once someone adds data (e.g. an assignee rule).
 MENDHOOK_RECOVERABLE_ERROR_CODES = env.list(
     "RECOVERABLE_ERROR_CODES", default=["ERR_ASSIGNEE_NO_CSC", "ERR_ASSIGNEE_NO_PARALEGAL"]

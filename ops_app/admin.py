@@ -13,6 +13,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html
 
 # Imported for what they register with the admin site: API keys and replays, events.
+import ops_app.admin_alerts
 import ops_app.admin_api_keys
 import ops_app.admin_events  # noqa: F401
 from ops_app.acts import acts_for

@@ -21,7 +21,7 @@ from django.urls import reverse
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from ops_app.errors import record_error
-from tests.factories import SourceFactory
+from tests.factories import AlertFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.events import event_with_ledger
 from tests.support.signing import encode, matter_payload, standard_headers
@@ -97,6 +97,7 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     )
     LocalConnector().create_task(spec)
     _beat_rows()
+    AlertFactory(organization=organization)
 
     sources = Source.objects.all()
     secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets]

@@ -4,7 +4,7 @@ The OpenAPI schema is at /api/schema/ (checked in as docs/openapi.yaml), Swagger
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops_app.api import replay_views, schema, views
+from ops_app.api import alert_views, replay_views, schema, views
 from ops_app.api.exceptions import not_found
 
 # schema registers the API-key security scheme with drf-spectacular.
@@ -22,6 +22,7 @@ v1 = [
     path("replays", replay_views.ReplayCreateView.as_view(), name="replay-create"),
     path("replays/<str:id>", replay_views.ReplayDetailView.as_view(), name="replay-detail"),
     path("replays/<str:id>/cancel", replay_views.ReplayCancelView.as_view(), name="replay-cancel"),
+    path("alerts", alert_views.AlertsView.as_view(), name="alerts"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -30,8 +30,10 @@ def ops_staff_group_ensure() -> Group:
         label: [c for c in codenames if c not in audited.RETIRED.get(label, [])]
         for label, codenames in created.PERMISSIONS.items()
     }
-    for label, codenames in audited.GRANTED.items():
-        permissions[label] = [*permissions.get(label, []), *codenames]
+    later = [audited, importlib.import_module("ops_app.migrations.0005_alerts")]
+    for migration in later:
+        for label, codenames in migration.GRANTED.items():
+            permissions[label] = [*permissions.get(label, []), *codenames]
     created.ops_staff_group_grant(django_apps, SimpleNamespace(connection=connection), permissions)
     return Group.objects.get(name=OPS_STAFF)
 
