@@ -212,6 +212,16 @@ MENDHOOK_ALERT_MIN_VOLUME = env.int("ALERT_MIN_VOLUME", default=20)
 MENDHOOK_ALERT_QUEUE_DEPTH_MAX = env.int("ALERT_QUEUE_DEPTH_MAX", default=100)
 MENDHOOK_ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
 MENDHOOK_ALERT_BREAKER_OPEN_MINUTES = env.float("ALERT_BREAKER_OPEN_MINUTES", default=5.0)
+# Retention (ops_app/retention.py, daily): finished events (succeeded, manually resolved, dead
+# letter) older than this many days go with their items and attempts (per organization:
+# Organization.retention_days), as do step executions of finished workflow runs; error records
+# and audit entries have their own. Deleted in batches of RETENTION_BATCH_SIZE ids, each its
+# own short transaction, with a pause between batches so intake keeps its pace.
+MENDHOOK_RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
+MENDHOOK_ERROR_RECORD_RETENTION_DAYS = env.int("ERROR_RECORD_RETENTION_DAYS", default=90)
+MENDHOOK_AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+MENDHOOK_RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+MENDHOOK_RETENTION_BATCH_PAUSE_SECONDS = env.float("RETENTION_BATCH_PAUSE_SECONDS", default=0.05)
 # Business errors that fix themselves once someone adds data (e.g. an assignee rule).
 MENDHOOK_RECOVERABLE_ERROR_CODES = env.list(
     "RECOVERABLE_ERROR_CODES", default=["ERR_ASSIGNEE_NO_CSC", "ERR_ASSIGNEE_NO_PARALEGAL"]

@@ -6,7 +6,7 @@ import uuid
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from ops_app import alerting, replays
+from ops_app import alerting, replays, retention
 from ops_app.acts.error_groups import error_groups_resolve_settled
 from webhooks_app.services.alerting import AlertDeliveryError, alert_retry_countdown
 
@@ -78,3 +78,10 @@ def send_alert_notifications(
     except AlertDeliveryError as exc:
         countdown = alert_retry_countdown(retries=self.request.retries, retry_after=exc.retry_after)
         raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(ignore_result=True)
+def purge_expired_data() -> int:
+    """Beat, daily: delete what is past its retention in short batches; returns how many events
+    went (the RetentionRun row in the admin has every count). Safe twice at once (SKIP LOCKED)."""
+    return retention.retention_purge().events_deleted

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from ops_app.errors import record_error
+from ops_app.retention import retention_purge
 from tests.factories import AlertFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.events import event_with_ledger
@@ -98,6 +99,7 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     LocalConnector().create_task(spec)
     _beat_rows()
     AlertFactory(organization=organization)
+    retention_purge()
 
     sources = Source.objects.all()
     secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets]

@@ -9,6 +9,7 @@ from ops_app.models.errors import (
     ErrorSeverity,
 )
 from ops_app.models.replays import REPLAY_ACTIVE, Replay, ReplayStatus
+from ops_app.models.retention import RetentionRun
 
 __all__ = [
     "REPLAY_ACTIVE",
@@ -24,4 +25,5 @@ __all__ = [
     "ErrorSeverity",
     "Replay",
     "ReplayStatus",
+    "RetentionRun",
 ]

@@ -30,7 +30,10 @@ def ops_staff_group_ensure() -> Group:
         label: [c for c in codenames if c not in audited.RETIRED.get(label, [])]
         for label, codenames in created.PERMISSIONS.items()
     }
-    later = [audited, importlib.import_module("ops_app.migrations.0005_alerts")]
+    later = [
+        audited,
+        *(importlib.import_module(f"ops_app.migrations.{m}") for m in ("0005_alerts", "0006_retention_run")),
+    ]
     for migration in later:
         for label, codenames in migration.GRANTED.items():
             permissions[label] = [*permissions.get(label, []), *codenames]
