@@ -12,8 +12,12 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from bench import infra, report
+
+if TYPE_CHECKING:
+    from bench import phases
 
 
 def parse(argv: Sequence[str]) -> argparse.Namespace:
@@ -23,7 +27,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per HTTP target")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     parser.add_argument("--intake-pool", type=int, default=30_000, help="presigned intake requests")
-    parser.add_argument("--only", choices=["intake", "e2e", "million"], help="run one part")
+    parser.add_argument("--only", choices=["intake", "e2e", "retention", "million"], help="run one part")
     parser.add_argument("--reseed", action="store_true", help="seed the 1,000,000 events afresh even if kept")
     parser.add_argument(
         "--million-max-age", type=float, default=6.0, help="hours a kept seed is reused before it is made afresh"
@@ -117,6 +121,8 @@ def main(argv: Sequence[str]) -> int:
                 f"largest pool child {e2e.child_rss_early_mb:.1f} MB after 10% of the events, "
                 f"{e2e.child_peak_rss_mb:.1f} MB peak",
             ]
+        if args.only in (None, "retention"):
+            rows += retention_rows(options, checks, notes)
         if args.only in (None, "million"):
             rows += million_rows(args, million_url, checks, notes)
     except infra.BenchFailure as failure:
@@ -139,6 +145,28 @@ def main(argv: Sequence[str]) -> int:
         return 1
     log("all bars pass")
     return 0
+
+
+def retention_rows(options: "phases.Options", checks: list[str], notes: list[str]) -> list[report.Row]:
+    from bench import retention
+
+    figures, retention_checks = retention.retention_phase(options, log)
+    checks += retention_checks
+    notes += [
+        f"retention: seeded in {figures.seed_seconds:.0f}s; purge of 1,000,000 took "
+        f"{figures.purge_seconds or 0:.0f}s, {figures.deleted_in_window:,} deleted inside the measured window",
+        f"retention: batch query plan: {figures.plan}",
+    ]
+    return [
+        report.bar_row(
+            "intake during a 1M-event purge (webhooks/s vs without)",
+            figures.during.rate,
+            figures.baseline.rate,
+            "/s",
+            report.RETENTION_RATIO_BAR,
+        ),
+        report.info_row("intake p99 latency during the purge", figures.during.p99_ms, figures.baseline.p99_ms, "ms", 2),
+    ]
 
 
 def million_rows(args: argparse.Namespace, million_url: str, checks: list[str], notes: list[str]) -> list[report.Row]:

@@ -41,4 +41,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 60.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
     },
+    "evaluate-alerts": {
+        "task": "ops_app.tasks.evaluate_alerts",
+        "schedule": 60.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 55.0},
+    },
+    "purge-expired-data": {
+        "task": "ops_app.tasks.purge_expired_data",
+        "schedule": 86400.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 82800.0},
+    },
 }

@@ -27,6 +27,9 @@ QUEUE_OF_TASK: dict[str, Queue] = {
     "workflows_app.tasks.dispatch_due_runs": Queue.MAINTENANCE,
     "workflows_app.tasks.heal_stuck_runs": Queue.MAINTENANCE,
     "workflows_app.tasks.*": Queue.WORKFLOWS,
+    # Alert messages ride the alerts queue like dead-letter alerts (an exact name wins over the
+    # ops_app wildcard below).
+    "ops_app.tasks.send_alert_notifications": Queue.ALERTS,
     "ops_app.tasks.*": Queue.MAINTENANCE,
 }
 TASK_ROUTES = {pattern: {"queue": queue.value} for pattern, queue in QUEUE_OF_TASK.items()}

@@ -173,8 +173,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = Queue.WEBHOOKS.value
 CELERY_TASK_ROUTES = TASK_ROUTES
-CELERY_TASK_SOFT_TIME_LIMIT = 240
-CELERY_TASK_TIME_LIMIT = 300
+# The soft limit raises inside the task (a handler crash, ERR_INTERNAL); the hard one kills the
+# pool process, and the attempt it ran counts as lost (ERR_WORKER_LOST), so work that always
+# hits it ends in dead letter after the source's max attempts. Soft 0: none (billiard arms the
+# hard limit only after the soft one fires, so a soft limit above the hard one delays it).
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("TASK_SOFT_TIME_LIMIT_SECONDS", default=240) or None
+CELERY_TASK_TIME_LIMIT = env.int("TASK_TIME_LIMIT_SECONDS", default=300)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 # Flower shows tasks only when workers emit events.
@@ -195,6 +199,30 @@ CELERY_BEAT_SCHEDULER = "ops_app.beat_lock:LockedDatabaseScheduler"
 # --- mendhook ------------------------------------------------------------------------------
 # Slack-compatible incoming-webhook URL for dead-letter alerts; without it alerts are ERROR logs.
 MENDHOOK_ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+MENDHOOK_ALERT_HTTP_TIMEOUT_SECONDS = env.float("ALERT_HTTP_TIMEOUT_SECONDS", default=10.0)
+# A transient refusal (5xx, 429, timeout) is retried after this many seconds, doubling, up to
+# the cap, five times; a 4xx is permanent and reported once.
+MENDHOOK_ALERT_RETRY_BACKOFF_SECONDS = env.float("ALERT_RETRY_BACKOFF_SECONDS", default=5.0)
+MENDHOOK_ALERT_RETRY_BACKOFF_MAX_SECONDS = env.float("ALERT_RETRY_BACKOFF_MAX_SECONDS", default=300.0)
+# Alerts on trends (ops_app/alerting.py), each per organization and globally, over the last hour.
+MENDHOOK_ALERT_DEAD_LETTERS_PER_HOUR = env.int("ALERT_DEAD_LETTERS_PER_HOUR", default=10)
+MENDHOOK_ALERT_SUCCESS_RATE_MIN = env.float("ALERT_SUCCESS_RATE_MIN", default=0.95)
+MENDHOOK_ALERT_AVERAGE_ATTEMPTS_MAX = env.float("ALERT_AVERAGE_ATTEMPTS_MAX", default=2.0)
+# Success rate and average attempts are judged only on at least this many finished events.
+MENDHOOK_ALERT_MIN_VOLUME = env.int("ALERT_MIN_VOLUME", default=20)
+MENDHOOK_ALERT_QUEUE_DEPTH_MAX = env.int("ALERT_QUEUE_DEPTH_MAX", default=100)
+MENDHOOK_ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
+MENDHOOK_ALERT_BREAKER_OPEN_MINUTES = env.float("ALERT_BREAKER_OPEN_MINUTES", default=5.0)
+# Retention (ops_app/retention.py, daily): finished events (succeeded, manually resolved, dead
+# letter) older than this many days go with their items and attempts (per organization:
+# Organization.retention_days), as do step executions of finished workflow runs; error records
+# and audit entries have their own. Deleted in batches of RETENTION_BATCH_SIZE ids, each its
+# own short transaction, with a pause between batches so intake keeps its pace.
+MENDHOOK_RETENTION_DAYS = env.int("RETENTION_DAYS", default=30)
+MENDHOOK_ERROR_RECORD_RETENTION_DAYS = env.int("ERROR_RECORD_RETENTION_DAYS", default=90)
+MENDHOOK_AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=365)
+MENDHOOK_RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=1000)
+MENDHOOK_RETENTION_BATCH_PAUSE_SECONDS = env.float("RETENTION_BATCH_PAUSE_SECONDS", default=0.05)
 # Business errors that fix themselves once someone adds data (e.g. an assignee rule).
 MENDHOOK_RECOVERABLE_ERROR_CODES = env.list(
     "RECOVERABLE_ERROR_CODES", default=["ERR_ASSIGNEE_NO_CSC", "ERR_ASSIGNEE_NO_PARALEGAL"]

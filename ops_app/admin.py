@@ -12,7 +12,9 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 
-# Imported for what they register with the admin site: API keys and replays, events, runs and calls.
+# Imported for what they register with the admin site: API keys and replays, events, runs and
+# calls, alerts and retention runs.
+import ops_app.admin_alerts
 import ops_app.admin_api_keys
 import ops_app.admin_events
 import ops_app.admin_workflows  # noqa: F401

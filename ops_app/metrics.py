@@ -9,7 +9,6 @@ events. Organization API keys are refused: the figures cover every organization.
 """
 
 import hmac
-import importlib
 import logging
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Min
 from django.http import HttpRequest, HttpResponse
@@ -29,7 +27,9 @@ from prometheus_client.registry import Collector
 from config.http_errors import error_response
 from config.publishing import queue_depths
 from config.queues import Queue
-from ops_app.health.checks import BROKER_ERRORS, breaker_rows
+from ops_app.health.checks import BROKER_ERRORS
+from ops_app.models import Alert, AlertState
+from webhooks_app.breakers import CLOSED, HALF_OPEN, OPEN, breaker_states
 from webhooks_app.models import EventStatus, WebhookEvent
 from webhooks_app.models.events import WAITING, ProcessingAttempt
 from workflows_app.models import WorkflowRun
@@ -37,10 +37,7 @@ from workflows_app.models import WorkflowRun
 logger = logging.getLogger(__name__)
 
 METRICS_CACHE_SECONDS = 10.0
-BREAKERS_MODULE = "webhooks_app.breakers"
-BREAKER_STATES = ("closed", "open", "half-open")
-# The alerts model, built beside this (a variable, so the type checker does not look it up).
-ALERT_MODEL = "ops_app.Alert"
+BREAKER_STATES = (CLOSED, OPEN, HALF_OPEN)
 
 
 @dataclass
@@ -54,25 +51,12 @@ class Figures:
     alerts_firing: int | None = None
 
 
-def _breakers() -> dict[str, str] | None:
-    """Guarded: webhooks_app.breakers is built beside this; absent, no breaker series."""
-    try:
-        states = importlib.import_module(BREAKERS_MODULE).breaker_states()
-    except (ImportError, AttributeError):
-        return None
-    return {name: state.lower().replace("_", "-") for name, state in breaker_rows(states)}
+def _breakers() -> dict[str, str]:
+    return {b.name: b.state for b in breaker_states()}
 
 
-def _alerts_firing() -> int | None:
-    """Hook for ops_app's Alert model (built beside this): an alert without an end is firing.
-    Absent, no series."""
-    try:
-        alert: Any = apps.get_model(ALERT_MODEL)
-    except LookupError:
-        return None
-    if not any(f.name == "ended_at" for f in alert._meta.get_fields()):
-        return None
-    return int(alert._default_manager.filter(ended_at__isnull=True).count())
+def _alerts_firing() -> int:
+    return Alert.objects.filter(state=AlertState.FIRING).count()
 
 
 def figures_read() -> Figures:

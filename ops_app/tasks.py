@@ -6,8 +6,9 @@ import uuid
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from ops_app import replays
+from ops_app import alerting, replays, retention
 from ops_app.acts.error_groups import error_groups_resolve_settled
+from webhooks_app.services.alerting import AlertDeliveryError, alert_retry_countdown
 
 logger = logging.getLogger(__name__)
 
@@ -55,3 +56,32 @@ def resolve_settled_error_groups() -> int:
     """Beat: resolve, as the system, error groups whose event has since succeeded or been
     resolved. Safe to run twice at once (each group is resolved under its row lock, once)."""
     return error_groups_resolve_settled()
+
+
+@shared_task(ignore_result=True)
+def evaluate_alerts() -> int:
+    """Beat: open and close alerts on trends; returns how many started or recovered. Safe to
+    run twice at once (ops_app.alerting)."""
+    result = alerting.alerts_evaluate()
+    return len(result.started) + len(result.recovered)
+
+
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=5)
+def send_alert_notifications(
+    self: Task[[list[int], list[int]], int], started_ids: list[int], recovered_ids: list[int]
+) -> int:
+    try:
+        # Sentry only on the first try: a retry is about the Slack message alone.
+        return alerting.alerts_notify(
+            started_ids=started_ids, recovered_ids=recovered_ids, to_sentry=not self.request.retries
+        )
+    except AlertDeliveryError as exc:
+        countdown = alert_retry_countdown(retries=self.request.retries, retry_after=exc.retry_after)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+@shared_task(ignore_result=True)
+def purge_expired_data() -> int:
+    """Beat, daily: delete what is past its retention in short batches; returns how many events
+    went (the RetentionRun row in the admin has every count). Safe twice at once (SKIP LOCKED)."""
+    return retention.retention_purge().events_deleted

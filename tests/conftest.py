@@ -135,6 +135,8 @@ def worker_process(
             BREAKER_OVERRIDES=QUICK_OVERRIDES_ENV,
             **provider_env(fake_retell, fake_twilio),
             **WORKFLOW_TEST_ENV,
+            # Alert deliveries refused for a while are retried within a test's patience.
+            ALERT_RETRY_BACKOFF_SECONDS="0.2",
         )
     proc = WorkerProcess(env=env, name="test").start()
     yield proc

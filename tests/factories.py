@@ -5,7 +5,7 @@ import factory
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
-from ops_app.models import ApiKey, AuditAct, AuditEntry, AuditVia, ErrorRecord, Replay
+from ops_app.models import Alert, AlertCondition, ApiKey, AuditAct, AuditEntry, AuditVia, ErrorRecord, Replay
 from webhooks_app.models import (
     AssigneeRule,
     ConnectorKind,
@@ -320,3 +320,16 @@ class StepExecutionFactory(factory.django.DjangoModelFactory):
     attempt = factory.Sequence(lambda n: n + 1)
     started_at = factory.LazyFunction(timezone.now)
     idempotency_key = factory.LazyAttribute(lambda ex: f"wf:{ex.run.id}:{ex.position}:{ex.attempt}")
+
+
+class AlertFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Alert
+
+    condition = AlertCondition.DEAD_LETTERS
+    organization = factory.SubFactory(OrganizationFactory)
+    scope = factory.LazyAttribute(lambda a: f"org:{a.organization.pk}" if a.organization else "global")
+    started_at = factory.LazyFunction(timezone.now)
+    threshold = 10.0
+    last_value = 11.0
+    message = "11 dead letters in the last hour"

@@ -21,8 +21,10 @@ from django.urls import reverse
 from django_celery_beat.models import ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, SolarSchedule
 
 from ops_app.errors import record_error
+from ops_app.retention import retention_purge
 from tests.factories import (
     ActionExecutionFactory,
+    AlertFactory,
     CallLogFactory,
     DispositionActionFactory,
     DispositionFactory,
@@ -110,6 +112,8 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     _beat_rows()
     admin_model("breaker")._default_manager.create(name="clio:matrix")  # a circuit breaker's row
     step_secrets = _workflow_rows(organization)
+    AlertFactory(organization=organization)
+    retention_purge()
 
     sources = Source.objects.all()
     secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets, *step_secrets]

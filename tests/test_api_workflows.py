@@ -346,7 +346,7 @@ def test_calls_filter_by_failed_actions_fallback_and_disposition(organization, a
 def test_a_call_detail_carries_its_action_executions(organization, api):
     call = CallLogFactory(organization=organization, ai_analysis_failed=True, ai_analysis_error="timeout")
     ActionExecutionFactory(call=call, action_type="start_workflow", status="failed", success=False, error="no wf")
-    ActionExecutionFactory(call=call, action_type="notify")
+    ActionExecutionFactory(call=call, action_type="notify", status="succeeded", success=True)
 
     body = api.get(f"call-logs/{call.pk}").json()
 
@@ -365,7 +365,7 @@ def test_retrying_the_actions_of_a_call_without_failures_is_409_and_unaudited(or
     response = api.post(f"call-logs/{call.pk}/retry-actions")
 
     assert response.status_code == 409
-    assert response.json()["error"] == {"code": "nothing_to_retry", "message": "no failed actions to retry"}
+    assert response.json()["error"] == {"code": "nothing_to_retry", "message": "the call has no failed actions"}
     assert AuditEntry.objects.for_target(call).count() == 0
 
 

@@ -103,9 +103,12 @@ def test_registered_tasks_and_beat_schedule_are_what_we_expect():
     app.loader.import_default_modules()  # what a worker imports at start (autodiscovery)
     ours = sorted(name for name in app.tasks if name.split(".")[0] in {"webhooks_app", "workflows_app", "ops_app"})
     assert ours == [
+        "ops_app.tasks.evaluate_alerts",
+        "ops_app.tasks.purge_expired_data",
         "ops_app.tasks.resolve_settled_error_groups",
         "ops_app.tasks.resume_stalled_replays",
         "ops_app.tasks.run_replay",
+        "ops_app.tasks.send_alert_notifications",
         "webhooks_app.tasks.dispatch_due_retries",
         "webhooks_app.tasks.heal_stuck_events",
         "webhooks_app.tasks.process_event",

@@ -4,6 +4,7 @@ import io
 import json
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -13,6 +14,7 @@ import redis
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
+from health_check.exceptions import ServiceUnavailable
 
 from ops_app.beat_lock import heartbeat_write
 from ops_app.health import checks
@@ -21,6 +23,8 @@ from tests.support.events import make_event
 from tests.support.processes import PrivateRedis, free_port, start_gunicorn
 from tests.support.waiting import wait_for
 from tests.support.worker import worker_env
+from webhooks_app.breakers import breaker_call, breaker_reset
+from webhooks_app.errors import ErrorCode, ProcessingError
 from webhooks_app.models import EventStatus, WebhookEvent
 from workflows_app.models import Lead, Workflow, WorkflowRun
 
@@ -83,26 +87,26 @@ def test_old_waiting_events_and_overdue_runs_only_warn_a_web_process(source, set
     assert report.components["workflow_runs"]["oldest_due_run_seconds"] is None
 
 
-def test_breakers_read_unknown_when_the_build_has_none(monkeypatch) -> None:
-    monkeypatch.setattr(checks, "BREAKERS_MODULE", "webhooks_app.no_breakers_here")
-    check = checks.Breakers()
-    check.run()
-    assert check.facts == {"state": "unknown"}
+def test_an_open_breaker_fails_the_breakers_component_until_it_is_reset(settings) -> None:
+    name = f"health-{uuid.uuid4().hex[:8]}"
+    settings.MENDHOOK_BREAKER_OVERRIDES = {name: {"fail_max": 1, "reset_seconds": 60}}
 
+    def outage() -> None:
+        raise ProcessingError("down", code=ErrorCode.CONNECTION)
 
-def test_breaker_states_are_read_from_a_mapping_or_rows() -> None:
-    class Row:
-        def __init__(self, name: str, state: str) -> None:
-            self.name, self.state = name, state
-
-    assert sorted(checks.breaker_rows({"clio:1": "open", "vapi": "closed"})) == [
-        ("clio:1", "open"),
-        ("vapi", "closed"),
-    ]
-    assert list(checks.breaker_rows([{"name": "sms", "state": "half_open"}, Row("llm", "open")])) == [
-        ("sms", "half_open"),
-        ("llm", "open"),
-    ]
+    try:
+        with pytest.raises(ProcessingError):
+            breaker_call(name, outage)
+        check = checks.Breakers()
+        with pytest.raises(ServiceUnavailable, match=name):
+            check.run()
+        assert check.facts["states"][name] == "open"
+        breaker_reset(name)
+        check = checks.Breakers()
+        check.run()
+        assert check.facts["states"][name] == "closed"
+    finally:
+        breaker_reset(name)
 
 
 # --- a real web process on a Redis the test owns ---------------------------------------------

@@ -28,6 +28,9 @@ class ErrorCode(models.TextChoices):
     PROVIDER_FAILED = "ERR_PROVIDER_FAILED", "Voice, SMS or webhook provider failed (5xx)"
     INVALID_PHONE = "ERR_INVALID_PHONE", "The lead's phone number is not a valid number"
     WORKFLOW_START_REFUSED = "ERR_WORKFLOW_START_REFUSED", "The workflow to start does not exist or refused to start"
+    # The worker running the attempt died (killed, out of memory, hard time limit) before it
+    # recorded an outcome; counted like a transient failure so poison work ends in dead letter.
+    WORKER_LOST = "ERR_WORKER_LOST", "The worker died or hit the hard time limit mid-attempt"
 
 
 class FailureKind(models.TextChoices):
@@ -53,6 +56,7 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.INTERNAL,
         ErrorCode.CIRCUIT_OPEN,
         ErrorCode.RATE_LIMITED_LOCAL,
+        ErrorCode.WORKER_LOST,
     }
 )
 

@@ -4,14 +4,10 @@ import logging
 import os
 import uuid
 
-import httpx
 from celery import Task, shared_task
-from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from webhooks_app.models import WebhookEvent
-from webhooks_app.reporting import report_failure
-from webhooks_app.services import dispatch, processing
+from webhooks_app.services import alerting, dispatch, processing
 
 logger = logging.getLogger(__name__)
 
@@ -39,39 +35,15 @@ def process_event(self: Task[[str], str | None], event_id: str) -> str | None:
     return str(status) if status else None
 
 
-@shared_task(
-    bind=True,
-    acks_late=True,
-    autoretry_for=(httpx.TransportError, httpx.HTTPStatusError),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-    ignore_result=True,
-)
+@shared_task(bind=True, acks_late=True, ignore_result=True, max_retries=5)
 def send_dead_letter_alert(self: Task[[str], None], event_id: str) -> None:
-    event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
-    text = (
-        f":red_circle: mendhook dead letter: {event.event_type} from {event.source.slug} "
-        f"({event.organization.slug}) failed after {event.attempts} attempts. "
-        f"[{event.last_error_code}] {event.last_error} (event {event.id})"
-    )
-    url = settings.MENDHOOK_ALERT_WEBHOOK_URL
-    if not url:
-        # The dead letter itself is already an error record; this line is only the alert.
-        report_failure(
-            logger,
-            "ALERT %s",
-            text,
-            level=logging.ERROR,
-            event=event,
-            function="webhooks_app.tasks.send_dead_letter_alert",
-            action="alert",
-            error_record=False,
-        )
-        return
-    response = httpx.post(url, json={"text": text, "event_id": str(event.id)}, timeout=10)
-    response.raise_for_status()
+    # Only a transient refusal comes back here (5xx, 429, timeout, connection): a 4xx is
+    # reported once by the service and never sent again.
+    try:
+        alerting.dead_letter_alert_send(event_id=uuid.UUID(event_id))
+    except alerting.AlertDeliveryError as exc:
+        countdown = alerting.alert_retry_countdown(retries=self.request.retries, retry_after=exc.retry_after)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @shared_task(ignore_result=True)

@@ -9,9 +9,7 @@ its own connection when done instead of leaving one per thread behind.
 
 import dataclasses
 import datetime
-import importlib
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import kombu.exceptions
@@ -30,15 +28,13 @@ from config.publishing import queue_depths
 from config.queues import Queue
 from ops_app.beat_lock import heartbeat_read, redis_client
 from ops_app.queue_health import worker_snapshot
+from webhooks_app.breakers import OPEN, breaker_states
 from webhooks_app.models import EventStatus, WebhookEvent
 from webhooks_app.models.events import WAITING
 from workflows_app.models import WorkflowRun
 
 # What an unreachable broker or Redis raises through kombu or redis-py.
 BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
-# Module and function the circuit breakers expose (built alongside; absent in older builds).
-BREAKERS_MODULE = "webhooks_app.breakers"
-BREAKER_OPEN_STATES = {"open"}
 
 
 @dataclasses.dataclass
@@ -143,35 +139,17 @@ class BeatHeartbeat(Component):
             raise ServiceUnavailable(f"the last beat tick was {age:.0f}s ago (more than {stale}s)")
 
 
-def breaker_rows(states: Any) -> Iterable[tuple[str, str]]:
-    """(name, state) from breaker_states(), whether it answers a mapping or a list of rows."""
-    items = states.items() if isinstance(states, dict) else ((None, row) for row in states)
-    for key, value in items:
-        if isinstance(value, str):
-            yield str(key), value
-            continue
-        get = value.get if isinstance(value, dict) else lambda attr, v=value: getattr(v, attr, None)
-        name = key if key is not None else get("name")
-        yield str(name), str(get("state") or "unknown")
-
-
 @dataclasses.dataclass
 class Breakers(Component):
-    """No circuit breaker is open. Reports "unknown" (and passes) in a build without breakers."""
+    """No circuit breaker is open (half-open is a probe in progress: not yet a failure)."""
 
     def run(self) -> None:
         try:
-            module = importlib.import_module(BREAKERS_MODULE)
-            breaker_states = module.breaker_states
-        except (ImportError, AttributeError):
-            self.facts["state"] = "unknown"
-            return
-        try:
-            rows = sorted(breaker_rows(breaker_states()))
+            rows = sorted((b.name, b.state) for b in breaker_states())
         except redis.RedisError as exc:
             raise ServiceUnavailable(f"breaker states unreadable ({type(exc).__name__})") from exc
         self.facts["states"] = dict(rows)
-        opened = [name for name, state in rows if state.lower().replace("_", "-") in BREAKER_OPEN_STATES]
+        opened = [name for name, state in rows if state == OPEN]
         if opened:
             raise ServiceUnavailable(f"open: {', '.join(opened)}")
 

@@ -1,5 +1,6 @@
 """Models of the ops room: error records, and what operators use to act (API keys, replays)."""
 
+from ops_app.models.alerts import Alert, AlertCondition, AlertState
 from ops_app.models.api_keys import ApiKey
 from ops_app.models.audit import AuditAct, AuditEntry, AuditVia
 from ops_app.models.breakers import Breaker
@@ -9,10 +10,14 @@ from ops_app.models.errors import (
     ErrorSeverity,
 )
 from ops_app.models.replays import REPLAY_ACTIVE, Replay, ReplayStatus
+from ops_app.models.retention import RetentionRun
 
 __all__ = [
     "REPLAY_ACTIVE",
     "SEVERITY_RANK",
+    "Alert",
+    "AlertCondition",
+    "AlertState",
     "ApiKey",
     "AuditAct",
     "AuditEntry",
@@ -22,4 +27,5 @@ __all__ = [
     "ErrorSeverity",
     "Replay",
     "ReplayStatus",
+    "RetentionRun",
 ]

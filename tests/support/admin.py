@@ -30,10 +30,15 @@ def ops_staff_group_ensure() -> Group:
         label: [c for c in codenames if c not in audited.RETIRED.get(label, [])]
         for label, codenames in created.PERMISSIONS.items()
     }
-    breakers = importlib.import_module("ops_app.migrations.0005_breaker")
-    workflows = importlib.import_module("ops_app.migrations.0006_workflow_acts")
-    for granted in (audited.GRANTED, breakers.GRANTED, workflows.GRANTED):
-        for label, codenames in granted.items():
+    later = [
+        audited,
+        *(
+            importlib.import_module(f"ops_app.migrations.{m}")
+            for m in ("0005_breaker", "0006_workflow_acts", "0008_alerts", "0009_retention_run")
+        ),
+    ]
+    for migration in later:
+        for label, codenames in migration.GRANTED.items():
             permissions[label] = [*permissions.get(label, []), *codenames]
     created.ops_staff_group_grant(django_apps, SimpleNamespace(connection=connection), permissions)
     return Group.objects.get(name=OPS_STAFF)

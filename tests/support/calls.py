@@ -59,8 +59,11 @@ def lead_create(organization: Organization, name: str = "Dana Lee", phone: str =
 
 
 def workflow_create(organization: Organization, name: str = "Nurture") -> Workflow:
+    """A workflow whose runs stay open for an hour (a wait step first), so a test sees them open
+    while the worker runs them."""
     workflow = Workflow.objects.create(organization=organization, name=name)
+    WorkflowStep.objects.create(workflow=workflow, position=1, action_type=ActionType.WAIT, config={"minutes": 60})
     WorkflowStep.objects.create(
-        workflow=workflow, position=1, action_type=ActionType.UPDATE_LEAD, config={"status": "contacted"}
+        workflow=workflow, position=2, action_type=ActionType.UPDATE_LEAD, config={"status": "contacted"}
     )
     return workflow

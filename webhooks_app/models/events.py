@@ -114,6 +114,9 @@ DONE = statuses_in(StatusGroup.DONE)
 # The failures a person may act on: everything that needs one, and a scheduled retry they may
 # pull forward or settle themselves.
 ACTIONABLE = (*NEEDS_HUMAN, *RETRY_PENDING)
+# What retention may delete once old enough: finished for good, or dead letters nobody took up
+# (partial_failure and failed wait for a person however old they are).
+RETAINABLE = (EventStatus.SUCCEEDED, EventStatus.MANUALLY_RESOLVED, EventStatus.DEAD_LETTER)
 
 
 class EventAction(models.TextChoices):
@@ -303,6 +306,14 @@ class WebhookEvent(models.Model):
                 fields=["organization", "status", "updated_at"],
                 condition=Q(status__in=["received", "queued", "retry_scheduled"]),
                 name="event_org_open_idx",
+            ),
+            # Retention (ops_app.retention): the oldest finished events, in batches, without
+            # walking the events a person or a worker still needs. Keep the statuses in step
+            # with RETAINABLE below.
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(status__in=["succeeded", "manually_resolved", "dead_letter"]),
+                name="event_retention_idx",
             ),
             # /failures and /dead-letters: newest failures first without walking every event.
             models.Index(

@@ -38,6 +38,10 @@ class Organization(models.Model):
     business_hours_start = models.TimeField(default=time(9, 0))
     business_hours_end = models.TimeField(default=time(17, 0))
     business_days = models.JSONField(default=default_business_days, help_text="Weekdays, Monday = 0")
+    # Days finished events are kept before retention deletes them; empty: RETENTION_DAYS.
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days to keep finished events (empty: the installation's default)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:

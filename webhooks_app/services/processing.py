@@ -5,7 +5,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -31,6 +31,7 @@ from webhooks_app.services.leases import lease_kept
 
 # Where error records say these failures happened: the task that runs them.
 PROCESS_FUNCTION = "webhooks_app.tasks.process_event"
+WORKER_LOST_MESSAGE = "the worker died or hit the hard time limit before recording an outcome"
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +96,21 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
             logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
             return None
         event = WebhookEvent.objects.select_related("source", "organization").get(id=event_id)
+        lost = 0
         if event.attempts > 1:
-            # An attempt still open belonged to a worker that died mid-way.
-            event.attempt_log.filter(finished_at__isnull=True).update(
-                outcome=AttemptOutcome.WORKER_LOST, finished_at=now
+            # An attempt still open belonged to a worker that died mid-way (killed, out of
+            # memory, hard time limit). It counts against the round's budget like a transient
+            # failure: otherwise work that kills its worker every time is retried forever.
+            lost = event.attempt_log.filter(finished_at__isnull=True).update(
+                outcome=AttemptOutcome.WORKER_LOST,
+                finished_at=now,
+                error=WORKER_LOST_MESSAGE,
+                error_code=ErrorCode.WORKER_LOST,
             )
+        # The claim already counted this attempt; the lost one was the round's last allowed.
+        if lost and event.round_attempts > event.max_attempts:
+            return _event_dead_letter_lost(event, task_id, now)
+        if event.attempts > 1:
             # Retries re-run only what failed; succeeded items are never touched again.
             event.items.filter(status=ItemStatus.FAILED).update(status=ItemStatus.PENDING)
         attempt = ProcessingAttempt.objects.create(
@@ -146,6 +157,37 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
             )
             event_error = ProcessingError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
     return _event_finish(event, attempt, result, event_error, task_id)
+
+
+def _event_dead_letter_lost(event: WebhookEvent, task_id: str, now: datetime) -> EventStatus | None:
+    """Dead-letter an event whose worker died on the round's last allowed attempt, without
+    running its handler again (called inside the claim's transaction; alerts after commit).
+
+    The claim counted an attempt that never runs, so the counters go back to the attempts
+    really made: the delivery log and `attempts` agree (max_attempts rows, the last lost)."""
+    failed = event.items.exclude(status=ItemStatus.SUCCEEDED).count()
+    has_items = event.items.exists()
+    last_error = f"{WORKER_LOST_MESSAGE} (attempt {event.round_attempts - 1} of {event.max_attempts})"
+    still_ours = WebhookEvent.objects.finish(
+        event_id=event.id,
+        task_id=task_id,
+        target=EventStatus.DEAD_LETTER,
+        now=now,
+        attempts=F("attempts") - 1,
+        round_attempts=F("round_attempts") - 1,
+        success=False,
+        action=EventAction.PARTIAL_FAILURE if has_items else EventAction.FAILED,
+        tasks_failed=failed,
+        last_error=last_error,
+        last_error_code=ErrorCode.WORKER_LOST,
+        completed_at=now,
+    )
+    if not still_ours:
+        return None
+    event.attempts -= 1
+    decision = Decision(EventStatus.DEAD_LETTER, AttemptOutcome.DEAD_LETTER)
+    transaction.on_commit(lambda: _after_commit(event, decision, last_error, ErrorCode.WORKER_LOST))
+    return EventStatus.DEAD_LETTER
 
 
 def _event_finish(
