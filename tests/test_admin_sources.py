@@ -170,3 +170,51 @@ def test_ops_staff_see_sources_masked_and_cannot_rotate_or_set_tokens(ops, sourc
     assert secret not in action.content.decode()
     source.refresh_from_db()
     assert source.signing_secret_entries == before
+
+
+RETELL_KEY = "key_retell_0123456789abcdef"  # a Retell API key: Retell signs with it
+
+
+def test_a_retell_source_needs_the_providers_key_and_never_shows_it(admin_client_, organization):
+    missing = admin_client_.post(
+        ADD_URL, form_data(organization=organization.pk, slug="calls", kind="retell", signing_scheme="retell")
+    )
+    assert missing.status_code == 200 and "enter it here" in missing.content.decode()
+    assert not Source.objects.filter(slug="calls").exists()
+
+    response = admin_client_.post(
+        ADD_URL,
+        form_data(
+            organization=organization.pk,
+            slug="calls",
+            kind="retell",
+            signing_scheme="retell",
+            provider_secret=RETELL_KEY,
+        ),
+    )
+
+    source = Source.objects.get(slug="calls")
+    assert response.status_code == 302  # nothing generated, so no page showing a secret
+    assert source.signing_secrets == [RETELL_KEY]
+    for url in (change_url(source), "/admin/webhooks_app/source/"):
+        assert RETELL_KEY not in admin_client_.get(url).content.decode()
+
+
+def test_a_retell_source_is_not_rotated_to_a_generated_secret(admin_client_, organization):
+    source = SourceFactory(
+        organization=organization, kind="retell", signing_scheme="retell", signing_secrets=[RETELL_KEY]
+    )
+
+    response = admin_client_.post(f"{change_url(source)[:-7]}rotate-secret/", follow=True)
+
+    source.refresh_from_db()
+    assert source.signing_secrets == [RETELL_KEY]
+    assert "Retell signs with your Retell API key" in response.content.decode()
+
+
+def test_a_providers_key_given_on_edit_replaces_the_signing_secrets(admin_client_, source):
+    response = admin_client_.post(change_url(source), form_data(source, provider_secret="vapi-server-secret-42"))
+
+    source.refresh_from_db()
+    assert response.status_code == 302
+    assert source.signing_secrets == ["vapi-server-secret-42"]

@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.forms import ModelForm
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template import engines
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
@@ -22,9 +22,14 @@ from django.utils.html import format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from webhooks_app.admin_base import OrganizationPreselectMixin
-from webhooks_app.models import Source
+from webhooks_app.models import SigningScheme, Source
 from webhooks_app.services.sources import signing_secret_grace, source_secret_rotate
 
+# A generated secret is useless to a sender that signs with its own key.
+RETELL_ROTATION = (
+    "%s: Retell signs with your Retell API key, so there is nothing to generate; enter the new key "
+    "in the source's \"Provider's signing key\" field."
+)
 NEW_SECRET_ATTR = "_signing_secret_to_show_once"  # noqa: S105 - an attribute name
 
 # Inline so the page that shows a secret lives next to the code that makes it.
@@ -67,6 +72,18 @@ class SourceForm(ModelForm[Source]):
         help_text="Write-only. Leave empty to keep the current token; a value replaces it.",
     )
     remove_connector_token = forms.BooleanField(label="Remove the connector token", required=False)
+    provider_secret = forms.CharField(
+        label="Provider's signing key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=(
+            "Write-only. For providers that sign with a key of their own: Retell signs with your "
+            "Retell API key (required for the Retell scheme); a Vapi server secret you set in Vapi. "
+            "A value replaces every signing secret at once. Leave empty to keep them (or, on a new "
+            "source, to have one generated and shown once)."
+        ),
+    )
 
     class Meta:
         model = Source
@@ -92,6 +109,9 @@ class SourceForm(ModelForm[Source]):
         data = super().clean() or {}
         if data.get("new_connector_token") and data.get("remove_connector_token"):
             raise forms.ValidationError("Either give a new connector token or remove it, not both.")
+        has_secret = self.instance.pk is not None and bool(self.instance.signing_secret_entries)
+        if data.get("signing_scheme") == SigningScheme.RETELL and not data.get("provider_secret") and not has_secret:
+            self.add_error("provider_secret", "Retell signs with your Retell API key: enter it here.")
         return data
 
 
@@ -116,6 +136,8 @@ class SourceAdmin(OrganizationPreselectMixin, admin.ModelAdmin[Source]):
         if can_write:
             token_fields += ["new_connector_token"] + (["remove_connector_token"] if obj else [])
         signing = ["signing_scheme", "signature_header", "timestamp_tolerance_seconds"]
+        if can_write:
+            signing.append("provider_secret")
         return [
             (None, {"fields": ["organization", "slug", "kind", "enabled", "max_payload_bytes", "rate_limit"]}),
             ("Signing", {"fields": [*signing, "signing_secrets_masked"] if obj else signing}),
@@ -157,7 +179,10 @@ class SourceAdmin(OrganizationPreselectMixin, admin.ModelAdmin[Source]):
             obj.connector_token = ""
         elif token := form.cleaned_data.get("new_connector_token"):
             obj.connector_token = token
-        if not change:
+        if provided := form.cleaned_data.get("provider_secret"):
+            # The provider's own key: the person already has it, so nothing is shown back.
+            obj.signing_secrets = [provided]
+        elif not change:
             secret = obj.signing_secret_generate()
             obj.signing_secrets = [secret]
             setattr(obj, NEW_SECRET_ATTR, secret)
@@ -174,7 +199,12 @@ class SourceAdmin(OrganizationPreselectMixin, admin.ModelAdmin[Source]):
     def rotate_signing_secrets(self, request: HttpRequest, queryset: QuerySet[Source]) -> HttpResponse:
         shown = []
         for source in queryset.order_by("slug"):
+            if source.signing_scheme == SigningScheme.RETELL:
+                self.message_user(request, RETELL_ROTATION % source.slug, messages.WARNING)
+                continue
             shown.append((source, source_secret_rotate(source_id=source.pk)))
+        if not shown:
+            return HttpResponseRedirect(reverse("admin:webhooks_app_source_changelist"))
         back = reverse("admin:webhooks_app_source_changelist")
         return self._secrets_page(request, title="Signing secrets rotated", shown=shown, back_url=back, rotated=True)
 
@@ -193,6 +223,9 @@ class SourceAdmin(OrganizationPreselectMixin, admin.ModelAdmin[Source]):
         if not self.has_change_permission(request, source):
             raise PermissionDenied
         back = reverse("admin:webhooks_app_source_change", args=[source.pk])
+        if source.signing_scheme == SigningScheme.RETELL:
+            self.message_user(request, RETELL_ROTATION % source.slug, messages.WARNING)
+            return HttpResponseRedirect(back)
         if request.method != "POST":
             context = {
                 **self.admin_site.each_context(request),
