@@ -319,3 +319,17 @@ CACHES = {
 # Replays (POST /api/v1/replays) hand events to the workers in batches at this rate at most.
 MENDHOOK_REPLAY_BATCH_SIZE = env.int("REPLAY_BATCH_SIZE", default=50)
 MENDHOOK_REPLAY_EVENTS_PER_SECOND = env.float("REPLAY_EVENTS_PER_SECOND", default=10.0)
+
+# --- Outbound notifications (webhooks_app.services.outbound) --------------------------------
+# The receiver must answer within this (Standard Webhooks recommends 15-30 s; the seed used 10).
+MENDHOOK_OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
+# A receiver's Retry-After delays the next attempt beyond the schedule up to this many seconds.
+MENDHOOK_OUTBOUND_RETRY_AFTER_MAX_SECONDS = env.int("OUTBOUND_RETRY_AFTER_MAX_SECONDS", default=7200)
+# An endpoint whose every attempt failed for this many days is disabled, with an alert.
+MENDHOOK_OUTBOUND_DISABLE_AFTER_DAYS = env.float("OUTBOUND_DISABLE_AFTER_DAYS", default=5.0)
+# A delivery published this long ago and still waiting lost its message: beat sends it again.
+MENDHOOK_OUTBOUND_REDISPATCH_SECONDS = env.int("OUTBOUND_REDISPATCH_SECONDS", default=60)
+# Recover-since sends at most this many deliveries per second.
+MENDHOOK_OUTBOUND_RECOVER_PER_SECOND = env.int("OUTBOUND_RECOVER_PER_SECOND", default=10)
+# How long a process trusts its cached map of who subscribes to which event type.
+MENDHOOK_OUTBOUND_SUBSCRIPTION_CACHE_SECONDS = env.float("OUTBOUND_SUBSCRIPTION_CACHE_SECONDS", default=5.0)

@@ -106,10 +106,14 @@ def test_registered_tasks_and_beat_schedule_are_what_we_expect():
         "ops_app.tasks.resolve_settled_error_groups",
         "ops_app.tasks.resume_stalled_replays",
         "ops_app.tasks.run_replay",
+        "webhooks_app.tasks.deliver_outbound",
+        "webhooks_app.tasks.disable_failing_endpoints",
+        "webhooks_app.tasks.dispatch_due_deliveries",
         "webhooks_app.tasks.dispatch_due_retries",
         "webhooks_app.tasks.heal_stuck_events",
         "webhooks_app.tasks.process_event",
         "webhooks_app.tasks.send_dead_letter_alert",
+        "webhooks_app.tasks.send_outbound_alert",
         "webhooks_app.tasks.sweep_undispatched_events",
     ]
     for name, entry in BEAT_SCHEDULE.items():

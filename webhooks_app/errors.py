@@ -19,6 +19,12 @@ class ErrorCode(models.TextChoices):
     VALIDATION = "ERR_VALIDATION", "Payload failed validation"
     INTERNAL = "ERR_INTERNAL", "Unexpected error in mendhook"
     SECRET_UNREADABLE = "ERR_SECRET_UNREADABLE", "A stored secret cannot be decrypted with the configured keys"
+    # Outbound notifications (webhooks_app.services.outbound).
+    RECEIVER_STATUS = "ERR_RECEIVER_STATUS", "Receiver answered with a non-2xx status"
+    ENDPOINT_GONE = "ERR_ENDPOINT_GONE", "Receiver answered 410 Gone: endpoint disabled"
+    ENDPOINT_DISABLED = "ERR_ENDPOINT_DISABLED", "Endpoint disabled before delivery"
+    OUTBOUND_EXHAUSTED = "ERR_OUTBOUND_EXHAUSTED", "Notification failed after its last scheduled attempt"
+    ENDPOINT_FAILING = "ERR_ENDPOINT_FAILING", "Endpoint failing for days: disabled"
 
 
 class FailureKind(models.TextChoices):
@@ -36,6 +42,7 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.RATE_LIMITED,
         ErrorCode.TIMEOUT,
         ErrorCode.CONNECTION,
+        ErrorCode.RECEIVER_STATUS,
         # An unexpected exception is most often a passing fault; backoff then dead letter
         # bounds the cost when it is a bug.
         ErrorCode.INTERNAL,

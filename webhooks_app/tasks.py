@@ -12,6 +12,9 @@ from django.db import InterfaceError, OperationalError
 from webhooks_app.models import WebhookEvent
 from webhooks_app.reporting import report_failure
 from webhooks_app.services import dispatch, processing
+from webhooks_app.services.outbound import delivery as outbound_delivery
+from webhooks_app.services.outbound import dispatch as outbound_dispatch
+from webhooks_app.services.outbound import operations as outbound_operations
 
 logger = logging.getLogger(__name__)
 
@@ -87,3 +90,62 @@ def sweep_undispatched_events() -> int:
 @shared_task(ignore_result=True)
 def heal_stuck_events() -> int:
     return dispatch.events_heal_stuck()
+
+
+# --- Outbound notifications --------------------------------------------------------------------
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    # As process_event: only the database being unreachable is retried here; a receiver's
+    # failure is scheduled by the service, its delay stored in the database.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=2,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=40,
+)
+def deliver_outbound(self: Task[[str], str | None], delivery_id: str) -> str | None:
+    status = outbound_delivery.delivery_run(delivery_id=uuid.UUID(delivery_id), task_id=str(self.request.id))
+    return str(status) if status else None
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    autoretry_for=(httpx.TransportError, httpx.HTTPStatusError),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def send_outbound_alert(self: Task[[str], None], text: str) -> None:
+    url = settings.MENDHOOK_ALERT_WEBHOOK_URL
+    if not url:
+        # The failure itself is already an error record; this line is only the alert.
+        report_failure(
+            logger,
+            "ALERT %s",
+            text,
+            level=logging.ERROR,
+            function="webhooks_app.tasks.send_outbound_alert",
+            action="alert",
+            error_record=False,
+        )
+        return
+    response = httpx.post(url, json={"text": text}, timeout=10)
+    response.raise_for_status()
+
+
+@shared_task(ignore_result=True)
+def dispatch_due_deliveries() -> int:
+    return outbound_dispatch.deliveries_dispatch_due()
+
+
+@shared_task(ignore_result=True)
+def disable_failing_endpoints() -> int:
+    return outbound_operations.endpoints_disable_failing()
