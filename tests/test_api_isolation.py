@@ -10,9 +10,10 @@ from drf_spectacular.generators import SchemaGenerator
 
 from ops_app.models import AuditEntry, Replay
 from ops_app.replays import replay_run_batch
+from tests.factories import EndpointFactory
 from tests.support.api import api_for, other_org_source
 from tests.support.events import make_event, with_items
-from webhooks_app.models import EventStatus, WebhookEvent
+from webhooks_app.models import Delivery, DeliveryStatus, Endpoint, EventStatus, OutboundMessage, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +142,10 @@ OPERATIONS = api_operations()
 ON_ONE_OBJECT = [(m, p) for m, p, _ in OPERATIONS if "{" in p]
 ON_COLLECTIONS = [(m, p, q) for m, p, q in OPERATIONS if "{" not in p]
 # Bodies for collection POSTs that change nothing: what A would see of B, not a change to A.
-HARMLESS_BODIES: dict[str, dict[str, object]] = {"/api/v1/replays": {"dry_run": True, "filter": {}}}
+HARMLESS_BODIES: dict[str, dict[str, object]] = {
+    "/api/v1/replays": {"dry_run": True, "filter": {}},
+    "/api/v1/endpoints": {},  # invalid: refused the same way whatever B holds
+}
 # Fields that differ between two identical requests a moment apart.
 VOLATILE = {"timestamp", "generatedAt"}
 
@@ -154,13 +158,34 @@ def b_world(b_source) -> dict[str, str]:
     for status in ("dead_letter", "retry_scheduled", "succeeded", "partial_failure"):
         make_event(b_source, status=status, completed_at=now, attempts=2, last_error_code="ERR_B")
     replay = api_for(b_source.organization).post("replays", {}).json()["id"]
-    return {"events": str(failed.id), "replays": str(replay)}
+    endpoint = EndpointFactory(organization=b_source.organization, event_types=["booking.created"])
+    message = OutboundMessage.objects.create(
+        organization=b_source.organization, event_type="booking.created", payload={}
+    )
+    delivery = Delivery.objects.create(
+        message=message, endpoint=endpoint, organization=b_source.organization, event_type="booking.created",
+        status=DeliveryStatus.FAILED,
+    )  # fmt: skip
+    return {
+        "events": str(failed.id),
+        "replays": str(replay),
+        "endpoints": str(endpoint.id),
+        "messages": str(message.id),
+        "deliveries": str(delivery.id),
+    }
+
+
+def world_snapshot() -> list[list[dict[str, object]]]:
+    models = (WebhookEvent, Replay, OutboundMessage, Delivery, Endpoint)
+    return [list(model.objects.order_by("pk").values()) for model in models]
 
 
 def call(api, method: str, path: str, **params):
     url = path.removeprefix("/api/v1/")
     if method == "GET":
         return api.get(url, **params)
+    if method == "PATCH":
+        return api.patch(url, {"description": "mine now"})
     return api.post(url, HARMLESS_BODIES.get(path, {"note": "mine now"}))
 
 
@@ -180,15 +205,14 @@ def test_every_object_endpoint_answers_404_for_another_organizations_object(sour
     if resource not in objects:
         pytest.fail(f"{path}: give organization B a {resource!r} object in b_world()")
     url = re.sub(r"\{[^}]+\}", objects[resource], path)
-    snapshot = (list(WebhookEvent.objects.order_by("id").values()), list(Replay.objects.order_by("id").values()))
+    snapshot = world_snapshot()
     audit = AuditEntry.objects.count()
 
     response = call(api_for(source.organization), method, url)
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-    after = (list(WebhookEvent.objects.order_by("id").values()), list(Replay.objects.order_by("id").values()))
-    assert after == snapshot
+    assert world_snapshot() == snapshot
     assert AuditEntry.objects.count() == audit
     # The object is real: its own organization reaches it.
     assert call(api_for(b_source.organization), method, url).status_code != 404

@@ -2,7 +2,7 @@
 or why not) -> confirm -> run -> one audit entry. An act's state change is its service's; the
 flow runs it and writes the audit in the same transaction, so neither exists without the other."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,9 +58,12 @@ class Act:
         return self.plan_many([target])[0]
 
 
-def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> AuditEntry:
+def act_run(
+    *, act: Act, target: models.Model, actor: Actor, note: str = "", options: Mapping[str, Any] | None = None
+) -> AuditEntry:
     """Run `act` on `target` for `actor` and audit it. Raises ActRefused, changing nothing, when
-    the act does not apply (any more) or a required note is missing."""
+    the act does not apply (any more) or a required note is missing. `options` go to the act's
+    run as keyword arguments (recover-since's time)."""
     note = note.strip()
     if act.needs_note and not note:
         raise ActRefused(f"a note is required to {act.verb}")
@@ -69,7 +72,7 @@ def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "") -> 
     user = actor.user if actor.user is not None and actor.user.is_authenticated else None
     with transaction.atomic():
         try:
-            change = act.run(target_id=target.pk, actor=actor, note=note)
+            change = act.run(target_id=target.pk, actor=actor, note=note, **(options or {}))
         except act.refused_by as exc:
             raise ActRefused(str(exc)) from exc
         return AuditEntry.objects.record(

@@ -28,6 +28,12 @@ class AuditAct(models.TextChoices):
     RESOLVE_ERROR_GROUP = "resolve_error_group", "Resolved"
     REOPEN_ERROR_GROUP = "reopen_error_group", "Reopened"
     RECURRED = "recurred", "Reopened by a new occurrence"
+    # Outbound notifications (ops_app.acts.outbound).
+    RETRY_DELIVERY = "retry_delivery", "Retried delivery"
+    RETRY_MESSAGE = "retry_message", "Retried message"
+    RECOVER_ENDPOINT = "recover_endpoint", "Recovered endpoint since a time"
+    ENABLE_ENDPOINT = "enable_endpoint", "Enabled endpoint"
+    DISABLE_ENDPOINT = "disable_endpoint", "Disabled endpoint"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

@@ -4,6 +4,7 @@
 A message is written in the transaction of the change it reports (the outbox); its deliveries are
 what the workers claim and send. Endpoint secrets are write-only like a source's (sources.py)."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,11 @@ DEFAULT_RETRY_SCHEDULE_SECONDS = [0, 5 * 60, 15 * 60, 45 * 60]
 # A schedule longer than this is a configuration mistake, not a policy.
 MAX_SCHEDULE_STEPS = 20
 MAX_SCHEDULE_DELAY_SECONDS = 7 * 24 * 3600
+
+
+# What a request header may be: a token for the name, visible ASCII and spaces for the value.
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}")
+HEADER_VALUE = re.compile(r"[\x20-\x7e]{0,1000}")
 
 
 def default_retry_schedule() -> list[int]:
@@ -100,9 +106,10 @@ class Endpoint(models.Model):
             errors["retry_schedule"] = exc.messages[0]
         headers = self.headers
         if not isinstance(headers, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and k and "\n" not in k + v for k, v in headers.items()
+            isinstance(k, str) and HEADER_NAME.fullmatch(k) and isinstance(v, str) and HEADER_VALUE.fullmatch(v)
+            for k, v in headers.items()
         ):
-            errors["headers"] = "an object of header names to string values"
+            errors["headers"] = "an object of header names (RFC 9110 tokens) to printable string values"
         if errors:
             raise ValidationError(errors)
 
