@@ -14,7 +14,8 @@ from django.utils.html import format_html
 
 # Imported for what they register with the admin site: API keys and replays, events.
 import ops_app.admin_api_keys
-import ops_app.admin_events  # noqa: F401
+import ops_app.admin_events
+import ops_app.admin_outbound  # noqa: F401
 from ops_app.acts import acts_for
 from ops_app.admin_act_flow import ActAdminMixin
 from ops_app.models import AuditEntry, ErrorRecord
