@@ -37,6 +37,7 @@ so the receiver can switch.{% endif %}</p>
 
 
 class EndpointForm(ModelForm[Endpoint]):
+    url = forms.URLField(max_length=2000, assume_scheme="https")
     new_headers = forms.JSONField(
         label="Custom headers",
         required=False,
