@@ -51,4 +51,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 86400.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 82800.0},
     },
+    "dispatch-due-deliveries": {
+        "task": "webhooks_app.tasks.dispatch_due_deliveries",
+        "schedule": 5.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 4.0},
+    },
+    "disable-failing-endpoints": {
+        "task": "webhooks_app.tasks.disable_failing_endpoints",
+        "schedule": 3600.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000.0},
+    },
 }

@@ -12,6 +12,8 @@ class Queue(StrEnum):
     MAINTENANCE = "maintenance"
     # Multi-step workflows per entity.
     WORKFLOWS = "workflows"
+    # Outbound notifications to customers' endpoints: a slow receiver never delays processing.
+    OUTBOUND = "outbound"
 
 
 ALL_QUEUES = ",".join(q.value for q in Queue)
@@ -26,6 +28,10 @@ QUEUE_OF_TASK: dict[str, Queue] = {
     "webhooks_app.tasks.heal_stuck_events": Queue.MAINTENANCE,
     "workflows_app.tasks.dispatch_due_runs": Queue.MAINTENANCE,
     "workflows_app.tasks.heal_stuck_runs": Queue.MAINTENANCE,
+    "webhooks_app.tasks.deliver_outbound": Queue.OUTBOUND,
+    "webhooks_app.tasks.send_outbound_alert": Queue.ALERTS,
+    "webhooks_app.tasks.dispatch_due_deliveries": Queue.MAINTENANCE,
+    "webhooks_app.tasks.disable_failing_endpoints": Queue.MAINTENANCE,
     "workflows_app.tasks.*": Queue.WORKFLOWS,
     # Alert messages ride the alerts queue like dead-letter alerts (an exact name wins over the
     # ops_app wildcard below).

@@ -436,3 +436,16 @@ WORKFLOW_STUCK_SECONDS = env.int("WORKFLOW_STUCK_SECONDS", default=900)
 WORKFLOW_DISPATCH_BATCH = env.int("WORKFLOW_DISPATCH_BATCH", default=200)
 WORKFLOW_DISPATCH_MAX_BATCHES = env.int("WORKFLOW_DISPATCH_MAX_BATCHES", default=10)
 WORKFLOW_REDISPATCH_SECONDS = env.int("WORKFLOW_REDISPATCH_SECONDS", default=600)
+# --- Outbound notifications (webhooks_app.services.outbound) --------------------------------
+# The receiver must answer within this (Standard Webhooks recommends 15-30 s; the seed used 10).
+MENDHOOK_OUTBOUND_TIMEOUT_SECONDS = env.float("OUTBOUND_TIMEOUT_SECONDS", default=10.0)
+# A receiver's Retry-After delays the next attempt beyond the schedule up to this many seconds.
+MENDHOOK_OUTBOUND_RETRY_AFTER_MAX_SECONDS = env.int("OUTBOUND_RETRY_AFTER_MAX_SECONDS", default=7200)
+# An endpoint whose every attempt failed for this many days is disabled, with an alert.
+MENDHOOK_OUTBOUND_DISABLE_AFTER_DAYS = env.float("OUTBOUND_DISABLE_AFTER_DAYS", default=5.0)
+# A delivery published this long ago and still waiting lost its message: beat sends it again.
+MENDHOOK_OUTBOUND_REDISPATCH_SECONDS = env.int("OUTBOUND_REDISPATCH_SECONDS", default=60)
+# Recover-since sends at most this many deliveries per second.
+MENDHOOK_OUTBOUND_RECOVER_PER_SECOND = env.int("OUTBOUND_RECOVER_PER_SECOND", default=10)
+# How long a process trusts its cached map of who subscribes to which event type.
+MENDHOOK_OUTBOUND_SUBSCRIPTION_CACHE_SECONDS = env.float("OUTBOUND_SUBSCRIPTION_CACHE_SECONDS", default=5.0)

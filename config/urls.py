@@ -16,7 +16,11 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/", include("ops_app.api.urls")),
     *(
-        [path("sandbox/clio/", include("localdev.sandbox")), path("sandbox/", include("localdev.sandbox_providers"))]
+        [
+            path("sandbox/clio/", include("localdev.sandbox")),
+            path("sandbox/receiver/", include("localdev.sandbox_receiver")),
+            path("sandbox/", include("localdev.sandbox_providers")),
+        ]
         if settings.MENDHOOK_DEMO_SANDBOX
         else []
     ),

@@ -11,6 +11,7 @@ from django.db import transaction
 from webhooks_app.models import (
     AssigneeRule,
     ConnectorKind,
+    Endpoint,
     Organization,
     SigningScheme,
     Source,
@@ -18,6 +19,7 @@ from webhooks_app.models import (
     TaskTemplate,
 )
 from webhooks_app.models.sources import new_signing_secret, signing_secret_entries_for
+from webhooks_app.services.outbound.operations import endpoint_create
 
 STAGE = "consultation"
 EVENT_TYPE = "matter.stage_changed"
@@ -100,3 +102,27 @@ def demo_load(*, sandbox_url: str) -> DemoSetup:
         sandbox.connector_base_url = sandbox_url
         sandbox.save(update_fields=["connector_base_url"])
     return DemoSetup(organization=organization, local_source=local, sandbox_source=sandbox)
+
+
+# The demo's notification endpoints: one receiver that works, one that fails each message twice
+# before taking it (a short schedule, so the retries show within a minute).
+DEMO_ENDPOINTS = [
+    ("bookings", ["booking.created", "booking.approved", "booking.rejected"], [0, 300, 900, 2700]),
+    ("flaky", ["booking.created", "booking.approved", "booking.rejected", "event.partial_failure"], [0, 10, 30, 90]),
+]
+
+
+def demo_endpoints(*, organization: Organization, base_url: str) -> list[Endpoint]:
+    """Idempotent: an endpoint already there keeps its secret."""
+    made = []
+    for name, types, schedule in DEMO_ENDPOINTS:
+        url = f"{base_url}/sandbox/receiver/{name}/"
+        endpoint = Endpoint.objects.filter(organization=organization, url=url).first()
+        if endpoint is None:
+            endpoint = Endpoint(
+                organization=organization, url=url, description=f"demo receiver ({name})", event_types=types,
+                retry_schedule=schedule,
+            )  # fmt: skip
+            endpoint_create(endpoint=endpoint)
+        made.append(endpoint)
+    return made

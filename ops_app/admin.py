@@ -17,6 +17,7 @@ from django.utils.html import format_html
 import ops_app.admin_alerts
 import ops_app.admin_api_keys
 import ops_app.admin_events
+import ops_app.admin_outbound
 import ops_app.admin_workflows  # noqa: F401
 from ops_app.acts import acts_for
 from ops_app.admin_act_flow import ActAdminMixin

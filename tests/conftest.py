@@ -16,6 +16,7 @@ from tests.support.breakers import QUICK_OVERRIDES_ENV
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.fake_providers import FakeRetell, FakeTwilio, provider_env
 from tests.support.fake_providers_calls import FakeAnalysis
+from tests.support.outbound import Receiver
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
@@ -231,3 +232,25 @@ def fresh_api_cache() -> Iterator[None]:
     forget()
     yield
     forget()
+
+
+# --- Outbound notifications -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def receiver_server() -> Iterator[Receiver]:
+    server = Receiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver(receiver_server: Receiver) -> Iterator[Receiver]:
+    """A customer's receiver verifying Standard Webhooks signatures (trust() the endpoint's
+    secret); endpoints carry its URL, so workers need no setting for it."""
+    from webhooks_app.services.outbound.subscriptions import subscriptions_forget
+
+    receiver_server.reset()
+    subscriptions_forget()  # endpoints of an earlier test's flushed database are gone
+    yield receiver_server
+    receiver_server.reset()

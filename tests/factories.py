@@ -1,3 +1,4 @@
+import datetime
 import uuid
 from typing import Any
 
@@ -5,10 +6,12 @@ import factory
 from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
+from localdev.models import Booking
 from ops_app.models import Alert, AlertCondition, ApiKey, AuditAct, AuditEntry, AuditVia, ErrorRecord, Replay
 from webhooks_app.models import (
     AssigneeRule,
     ConnectorKind,
+    Endpoint,
     EventItem,
     ItemStatus,
     LocalTask,
@@ -20,7 +23,7 @@ from webhooks_app.models import (
     TaskTemplate,
     WebhookEvent,
 )
-from webhooks_app.models.sources import new_signing_secret
+from webhooks_app.models.sources import new_signing_secret, signing_secret_entries_for
 from workflows_app.models import (
     ActionExecution,
     ActionType,
@@ -333,3 +336,31 @@ class AlertFactory(factory.django.DjangoModelFactory):
     threshold = 10.0
     last_value = 11.0
     message = "11 dead letters in the last hour"
+
+
+# --- Outbound notifications ------------------------------------------------------------------
+
+
+class EndpointFactory(factory.django.DjangoModelFactory):
+    """An endpoint with a signing secret (read it back with `signing_secrets_valid`)."""
+
+    class Meta:
+        model = Endpoint
+
+    organization = factory.SubFactory(OrganizationFactory)
+    url = "http://127.0.0.1:9/hooks"
+    event_types = factory.LazyFunction(lambda: ["booking.created", "booking.approved", "booking.rejected"])
+    signing_secret_entries = factory.LazyFunction(lambda: signing_secret_entries_for(new_signing_secret()))
+
+
+class BookingFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Booking
+
+    organization = factory.SubFactory(OrganizationFactory)
+    student_name = factory.Sequence(lambda n: f"Student {n}")
+    student_email = factory.Sequence(lambda n: f"student{n}@example.com")
+    tutor_name = "Ada Tutor"
+    tutor_email = "ada.tutor@example.com"
+    subject = "Algebra"
+    starts_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(days=2))

@@ -37,7 +37,8 @@ from tests.support.events import event_with_ledger
 from tests.support.signing import encode, matter_payload, standard_headers
 from webhooks_app.connectors import TaskSpec
 from webhooks_app.connectors.local import LocalConnector
-from webhooks_app.models import EventStatus, Organization, Source
+from webhooks_app.models import Delivery, Endpoint, EventStatus, Organization, OutboundMessage, Source
+from webhooks_app.services.outbound.operations import endpoint_create
 from webhooks_app.services.sources import source_secret_rotate
 from workflows_app.models import WorkflowStep
 from workflows_app.services.runs import run_start
@@ -114,9 +115,17 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     step_secrets = _workflow_rows(organization)
     AlertFactory(organization=organization)
     retention_purge()
+    endpoint = Endpoint(
+        organization=organization, url="https://hooks.example.com/in", event_types=["booking.created"],
+        headers={"Authorization": "Bearer receiver-token-1234567"},
+    )  # fmt: skip
+    endpoint_secret = endpoint_create(endpoint=endpoint)
+    message = OutboundMessage.objects.create(organization=organization, event_type="booking.created", payload={})
+    Delivery.objects.create(message=message, endpoint=endpoint, organization=organization, event_type="booking.created")
 
     sources = Source.objects.all()
     secrets = [first, second, TOKEN, raw_key, *hmac_source.signing_secrets, *step_secrets]
+    secrets += [endpoint_secret, "receiver-token-1234567", endpoint.signing_secret_entries[0]["ciphertext"]]
     for s in sources:
         secrets += [e["ciphertext"] for e in s.signing_secret_entries]
         secrets += [s.connector_token_encrypted] if s.connector_token_encrypted else []

@@ -13,14 +13,15 @@ from ops_app.replays import replay_run_batch
 from tests.factories import (
     ActionExecutionFactory,
     CallLogFactory,
+    EndpointFactory,
     StepExecutionFactory,
     WorkflowRunFactory,
     workflow_with_steps,
 )
 from tests.support.api import api_for, other_org_source
 from tests.support.events import make_event, with_items
-from webhooks_app.models import EventStatus, WebhookEvent
-from workflows_app.models import RunStatus, StepStatus
+from webhooks_app.models import Delivery, DeliveryStatus, Endpoint, EventStatus, OutboundMessage, WebhookEvent
+from workflows_app.models import CallLog, RunStatus, StepStatus, WorkflowRun
 
 pytestmark = pytest.mark.django_db
 
@@ -151,9 +152,10 @@ ON_COLLECTIONS = [(m, p, q) for m, p, q in OPERATIONS if "{" not in p]
 # Bodies for collection POSTs that change nothing: what A would see of B, not a change to A.
 HARMLESS_BODIES: dict[str, dict[str, object]] = {
     "/api/v1/replays": {"dry_run": True, "filter": {}},
-    # Invalid (no lead, no name): answered 400 before and after, whatever B holds.
+    # Invalid (no lead, no name, no URL): answered 400 before and after, whatever B holds.
     "/api/v1/workflow-runs": {},
     "/api/v1/leads": {},
+    "/api/v1/endpoints": {},
 }
 # Fields that differ between two identical requests a moment apart.
 VOLATILE = {"timestamp", "generatedAt"}
@@ -172,6 +174,14 @@ def b_world(b_source) -> dict[str, str]:
     StepExecutionFactory(run=run, outcome="failed", error_code="ERR_B")
     call_log = CallLogFactory(organization=b_source.organization, lead=run.lead, ai_analysis_failed=True)
     ActionExecutionFactory(call=call_log, status="failed", success=False, error="B's failure")
+    endpoint = EndpointFactory(organization=b_source.organization, event_types=["booking.created"])
+    message = OutboundMessage.objects.create(
+        organization=b_source.organization, event_type="booking.created", payload={}
+    )
+    delivery = Delivery.objects.create(
+        message=message, endpoint=endpoint, organization=b_source.organization, event_type="booking.created",
+        status=DeliveryStatus.FAILED,
+    )  # fmt: skip
     return {
         "events": str(failed.id),
         "replays": str(replay),
@@ -179,13 +189,23 @@ def b_world(b_source) -> dict[str, str]:
         "call-logs": str(call_log.pk),
         "leads": str(run.lead_id),
         "workflows": str(workflow.pk),
+        "endpoints": str(endpoint.id),
+        "messages": str(message.id),
+        "deliveries": str(delivery.id),
     }
+
+
+def world_snapshot() -> list[list[dict[str, object]]]:
+    models = (WebhookEvent, Replay, OutboundMessage, Delivery, Endpoint, WorkflowRun, CallLog)
+    return [list(model.objects.order_by("pk").values()) for model in models]
 
 
 def call(api, method: str, path: str, **params):
     url = path.removeprefix("/api/v1/")
     if method == "GET":
         return api.get(url, **params)
+    if method == "PATCH":
+        return api.patch(url, {"description": "mine now"})
     return api.post(url, HARMLESS_BODIES.get(path, {"note": "mine now"}))
 
 
@@ -205,15 +225,14 @@ def test_every_object_endpoint_answers_404_for_another_organizations_object(sour
     if resource not in objects:
         pytest.fail(f"{path}: give organization B a {resource!r} object in b_world()")
     url = re.sub(r"\{[^}]+\}", objects[resource], path)
-    snapshot = (list(WebhookEvent.objects.order_by("id").values()), list(Replay.objects.order_by("id").values()))
+    snapshot = world_snapshot()
     audit = AuditEntry.objects.count()
 
     response = call(api_for(source.organization), method, url)
 
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
-    after = (list(WebhookEvent.objects.order_by("id").values()), list(Replay.objects.order_by("id").values()))
-    assert after == snapshot
+    assert world_snapshot() == snapshot
     assert AuditEntry.objects.count() == audit
     # The object is real: its own organization reaches it.
     assert call(api_for(b_source.organization), method, url).status_code != 404

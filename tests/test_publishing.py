@@ -39,7 +39,7 @@ def test_it_publishes_by_name_onto_the_routed_queue(queues):
     publish("webhooks_app.tasks.send_dead_letter_alert", "00000000-0000-0000-0000-000000000000")
     publish("webhooks_app.tasks.heal_stuck_events")
 
-    assert queues() == {"webhooks": 1, "alerts": 1, "maintenance": 1, "workflows": 0}
+    assert queues() == {"webhooks": 1, "alerts": 1, "maintenance": 1, "workflows": 0, "outbound": 0}
 
 
 def test_queue_depth_counts_the_messages_waiting(queues):

@@ -224,6 +224,22 @@ def _seconds_until_probe(name: str, breaker: pybreaker.CircuitBreaker) -> float:
     return max(1.0, float(remaining))
 
 
+def breaker_wait(name: str) -> float:
+    """Seconds until a call through the breaker `name` may go: 0 while it is closed (or its
+    reset time has come, so a call may probe). For work that can be put back without spending
+    an attempt, checked before it is taken. Without Redis: 0 (as breaker_call, unguarded)."""
+    try:
+        breaker = _breaker(name)
+        if breaker.current_state != OPEN:
+            return 0.0
+        opened_at = breaker._state_storage.opened_at
+    except RedisError:
+        return 0.0
+    if opened_at is None:
+        return 0.0
+    return max(0.0, opened_at.timestamp() + breaker.reset_timeout - time.time())
+
+
 def breaker_states() -> list[BreakerState]:
     """Every breaker ever used, by name, as Redis holds it now (health, alerts, API, admin)."""
     client = _redis()

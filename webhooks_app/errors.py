@@ -31,6 +31,12 @@ class ErrorCode(models.TextChoices):
     # The worker running the attempt died (killed, out of memory, hard time limit) before it
     # recorded an outcome; counted like a transient failure so poison work ends in dead letter.
     WORKER_LOST = "ERR_WORKER_LOST", "The worker died or hit the hard time limit mid-attempt"
+    # Outbound notifications (webhooks_app.services.outbound).
+    RECEIVER_STATUS = "ERR_RECEIVER_STATUS", "Receiver answered with a non-2xx status"
+    ENDPOINT_GONE = "ERR_ENDPOINT_GONE", "Receiver answered 410 Gone: endpoint disabled"
+    ENDPOINT_DISABLED = "ERR_ENDPOINT_DISABLED", "Endpoint disabled before delivery"
+    OUTBOUND_EXHAUSTED = "ERR_OUTBOUND_EXHAUSTED", "Notification failed after its last scheduled attempt"
+    ENDPOINT_FAILING = "ERR_ENDPOINT_FAILING", "Endpoint failing for days: disabled"
 
 
 class FailureKind(models.TextChoices):
@@ -51,6 +57,7 @@ TRANSIENT_CODES = frozenset(
         ErrorCode.CONNECTION,
         # A run's step finishes within its lease; asking again shortly succeeds.
         ErrorCode.RUN_BUSY,
+        ErrorCode.RECEIVER_STATUS,
         # An unexpected exception is most often a passing fault; backoff then dead letter
         # bounds the cost when it is a bug.
         ErrorCode.INTERNAL,

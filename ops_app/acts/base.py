@@ -61,7 +61,7 @@ class Act:
 def act_run(*, act: Act, target: models.Model, actor: Actor, note: str = "", **params: Any) -> AuditEntry:
     """Run `act` on `target` for `actor` and audit it. Raises ActRefused, changing nothing, when
     the act does not apply (any more) or a required note is missing. `params` are the act's own
-    input (a reset's step position), passed on to its run."""
+    input (a reset's step position, recover-since's time), passed on to its run."""
     note = note.strip()
     if act.needs_note and not note:
         raise ActRefused(f"a note is required to {act.verb}")

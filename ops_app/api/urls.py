@@ -4,7 +4,7 @@ The OpenAPI schema is at /api/schema/ (checked in as docs/openapi.yaml), Swagger
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops_app.api import alert_views, replay_views, schema, views, workflow_views
+from ops_app.api import alert_views, outbound_views, replay_views, schema, views, workflow_views
 from ops_app.api.exceptions import not_found
 
 # schema registers the API-key security scheme with drf-spectacular.
@@ -38,6 +38,18 @@ v1 = [
     path("call-logs/<str:id>/retry-actions", workflow_views.CallRetryActionsView.as_view(), name="call-log-retry"),
     path("workflow-stats", workflow_views.WorkflowStatsView.as_view(), name="workflow-stats"),
     path("alerts", alert_views.AlertsView.as_view(), name="alerts"),
+    # Outbound notifications.
+    path("endpoints", outbound_views.EndpointListView.as_view(), name="endpoint-list"),
+    path("endpoints/<str:id>", outbound_views.EndpointDetailView.as_view(), name="endpoint-detail"),
+    path("endpoints/<str:id>/rotate-secret", outbound_views.EndpointRotateView.as_view(), name="endpoint-rotate"),
+    path("endpoints/<str:id>/enable", outbound_views.EndpointEnableView.as_view(), name="endpoint-enable"),
+    path("endpoints/<str:id>/disable", outbound_views.EndpointDisableView.as_view(), name="endpoint-disable"),
+    path("endpoints/<str:id>/recover", outbound_views.EndpointRecoverView.as_view(), name="endpoint-recover"),
+    path("endpoints/<str:id>/stats", outbound_views.EndpointStatsView.as_view(), name="endpoint-stats"),
+    path("messages", outbound_views.MessageListView.as_view(), name="message-list"),
+    path("messages/<str:id>", outbound_views.MessageDetailView.as_view(), name="message-detail"),
+    path("messages/<str:id>/retry", outbound_views.MessageRetryView.as_view(), name="message-retry"),
+    path("deliveries/<str:id>/retry", outbound_views.DeliveryRetryView.as_view(), name="delivery-retry"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

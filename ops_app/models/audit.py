@@ -34,6 +34,12 @@ class AuditAct(models.TextChoices):
     RESET_RUN_TO_STEP = "reset_run_to_step", "Reset the run to a step"
     CANCEL_RUN = "cancel_run", "Cancelled the run"
     RETRY_CALL_ACTIONS = "retry_call_actions", "Retried failed disposition actions"
+    # Outbound notifications (ops_app.acts.outbound).
+    RETRY_DELIVERY = "retry_delivery", "Retried delivery"
+    RETRY_MESSAGE = "retry_message", "Retried message"
+    RECOVER_ENDPOINT = "recover_endpoint", "Recovered endpoint since a time"
+    ENABLE_ENDPOINT = "enable_endpoint", "Enabled endpoint"
+    DISABLE_ENDPOINT = "disable_endpoint", "Disabled endpoint"
 
 
 class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):

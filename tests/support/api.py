@@ -22,6 +22,9 @@ class Api:
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.client.post(f"/api/v1/{path}", body or {}, content_type="application/json", headers=self.headers)
 
+    def patch(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        return self.client.patch(f"/api/v1/{path}", body or {}, content_type="application/json", headers=self.headers)
+
 
 def api_for(organization: Organization) -> Api:
     _, raw_key = ApiKey.issue(organization=organization, name="test")

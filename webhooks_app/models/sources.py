@@ -142,6 +142,27 @@ def signing_secret_entries_for(*secrets: str) -> list[dict[str, Any]]:
     return [SigningSecret(secret_encrypt(s), secret_hint(s), now, None).to_json() for s in secrets]
 
 
+def signing_secret_entries_rotated(
+    entries: list[dict[str, Any]], *, secret: str, grace: timedelta, now: datetime
+) -> list[dict[str, Any]]:
+    """`entries` with `secret` added first and the others ending after `grace` (one ending
+    sooner keeps its earlier end); expired ones are dropped. Sources and outbound endpoints
+    rotate the same way."""
+    ends = now + grace
+    kept = [
+        SigningSecret(e.ciphertext, e.hint, e.created_at, min(e.expires_at or ends, ends))
+        for e in (SigningSecret.from_json(entry) for entry in entries)
+    ]
+    kept = [e for e in kept if e.is_valid(now)]  # a zero grace drops them at once
+    fresh = SigningSecret(secret_encrypt(secret), secret_hint(secret), now, None)
+    return [e.to_json() for e in [fresh, *kept]]
+
+
+def signing_secrets_decrypted(entries: list[dict[str, Any]], *, now: datetime) -> list[str]:
+    """The unexpired secrets of `entries`, newest first, decrypted. Raises SecretUnreadable."""
+    return [secret_decrypt(e.ciphertext) for e in map(SigningSecret.from_json, entries) if e.is_valid(now)]
+
+
 def _parse(value: str) -> datetime:
     parsed = parse_datetime(value)
     if parsed is None:
@@ -257,14 +278,9 @@ class Source(models.Model):
         time to switch. Returns the new secret: the only time it is seen. Expired secrets are
         dropped; one expiring sooner than the grace keeps its earlier end."""
         secret = self.signing_secret_generate()
-        ends = now + grace
-        kept = [
-            SigningSecret(e.ciphertext, e.hint, e.created_at, min(e.expires_at or ends, ends))
-            for e in self.signing_secret_list
-        ]
-        kept = [e for e in kept if e.is_valid(now)]  # a zero grace drops them at once
-        fresh = SigningSecret(secret_encrypt(secret), secret_hint(secret), now, None)
-        self.signing_secret_entries = [e.to_json() for e in [fresh, *kept]]
+        self.signing_secret_entries = signing_secret_entries_rotated(
+            self.signing_secret_entries, secret=secret, grace=grace, now=now
+        )
         return secret
 
     # --- Connector token ----------------------------------------------------------------------

@@ -93,3 +93,31 @@ def dead_letter_alert_send(*, event_id: uuid.UUID) -> None:
             function=DEAD_LETTER_FUNCTION,
             action="alert",
         )
+
+
+OUTBOUND_FUNCTION = "webhooks_app.tasks.send_outbound_alert"
+
+
+def alert_text_send(*, text: str, function: str = OUTBOUND_FUNCTION) -> None:
+    """Send a plain alert line (an endpoint's last attempt failed, an endpoint was disabled).
+    The failure it is about is already an error record. Raises AlertDeliveryError only when a
+    retry may help; a permanent refusal is reported once and the alert dropped."""
+    url = settings.MENDHOOK_ALERT_WEBHOOK_URL
+    if not url:
+        report_failure(
+            logger, "ALERT %s", text, level=logging.ERROR, function=function, action="alert", error_record=False
+        )
+        return
+    try:
+        alert_post(url=url, body={"text": text})
+    except AlertDeliveryError as exc:
+        if not exc.permanent:
+            raise
+        report_failure(
+            logger,
+            "alert not delivered, not retried: %s",
+            exc,
+            level=logging.ERROR,
+            function=function,
+            action="alert",
+        )

@@ -28,12 +28,32 @@ from webhooks_app.models.events import NEEDS_HUMAN, AttemptOutcome
 from webhooks_app.reporting import report_failure
 from webhooks_app.services.dispatch import DEAD_LETTER_ALERT_TASK, event_dispatch
 from webhooks_app.services.leases import lease_kept
+from webhooks_app.services.outbound import outbound_emit
 
 # Where error records say these failures happened: the task that runs them.
 PROCESS_FUNCTION = "webhooks_app.tasks.process_event"
 WORKER_LOST_MESSAGE = "the worker died or hit the hard time limit before recording an outcome"
 
 logger = logging.getLogger(__name__)
+
+# Outcomes that notify the organization's endpoints (mendhook's operational events).
+OUTBOUND_EVENT_TYPE_OF = {
+    EventStatus.DEAD_LETTER: "event.dead_lettered",
+    EventStatus.PARTIAL_FAILURE: "event.partial_failure",
+}
+
+
+def _outbound_payload(event: WebhookEvent, status: EventStatus, fields: dict[str, object]) -> dict[str, object]:
+    return {
+        "eventId": str(event.id),
+        "source": event.source.slug,
+        "eventType": event.event_type,
+        "status": str(status),
+        "attempts": event.attempts,
+        "lastError": fields["last_error"],
+        "lastErrorCode": fields["last_error_code"],
+        "failureDetails": fields["failure_details"],
+    }
 
 
 def backoff_seconds(source: Source, attempt: int, retry_after: float | None = None) -> float:
@@ -250,6 +270,15 @@ def _event_finish(
             )
             return None
         attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
+        if decision.status in OUTBOUND_EVENT_TYPE_OF:
+            # In the outcome's transaction (the outbox); no query unless someone subscribes.
+            outbound_emit(
+                organization_id=event.organization_id,
+                event_type=OUTBOUND_EVENT_TYPE_OF[decision.status],
+                payload=_outbound_payload(event, decision.status, fields),
+                key=f"event:{event.id}:{decision.status}:{event.attempts}",
+                now=now,
+            )
 
     for item in failed:
         if item.status == ItemStatus.FAILED and item.error_code not in DEFERRAL_CODES:

@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.validators import URLValidator
 
-from localdev.demo import demo_load
+from localdev.demo import demo_endpoints, demo_load
 from webhooks_app.models import Source
 
 DEFAULT_SANDBOX_URL = "http://127.0.0.1:8000/sandbox/clio"
@@ -32,6 +32,9 @@ class Command(BaseCommand):
         self.stdout.write(f"demo organization: {setup.organization.name} ({setup.organization.slug})")
         for source in (setup.local_source, setup.sandbox_source):
             self.stdout.write(_describe(source))
+        base_url = sandbox_url.rsplit("/sandbox/", 1)[0]
+        for endpoint in demo_endpoints(organization=setup.organization, base_url=base_url):
+            self.stdout.write(f"  notifications -> {endpoint.url}  ({', '.join(endpoint.event_types)})")
 
 
 def _describe(source: Source) -> str:
