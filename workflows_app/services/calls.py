@@ -13,6 +13,7 @@ from django.utils import timezone
 from webhooks_app.errors import ErrorCode, ProcessingError
 from webhooks_app.models import WebhookEvent
 from webhooks_app.reporting import report_failure
+from webhooks_app.services.outbound import outbound_emit
 from workflows_app.call_reports import CallReport
 from workflows_app.connectors.analysis import Analysis, AnalysisFailed, analysis_request
 from workflows_app.models import CallLog, Disposition, Lead, WorkflowRun
@@ -190,5 +191,20 @@ def call_analyse(*, call: CallLog, event: WebhookEvent) -> CallLog:
             function="workflows_app.services.calls.call_analyse",
             action="analyse_call",
         )
-    CallLog.objects.analysis_record(call_id=call.id, now=now, **fields)
+    with transaction.atomic():
+        if CallLog.objects.analysis_record(call_id=call.id, now=now, **fields):
+            # Customers' endpoints subscribed to call.disposition_set hear of it with the change.
+            outbound_emit(
+                organization_id=call.organization_id,
+                event_type="call.disposition_set",
+                key=f"call:{call.id}:disposition",
+                payload={
+                    "call": {"id": call.id, "provider": call.provider, "provider_call_id": call.provider_call_id},
+                    "lead_id": call.lead_id,
+                    "disposition": fields["disposition"],
+                    "confidence": fields["confidence"],
+                    "ai_analysis_failed": fields["ai_analysis_failed"],
+                },
+                now=now,
+            )
     return CallLog.objects.select_related("lead", "workflow_run").get(id=call.id)

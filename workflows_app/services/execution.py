@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from webhooks_app.errors import ErrorCode, ProcessingError
 from webhooks_app.reporting import report_failure
+from webhooks_app.services.outbound import outbound_emit
 from workflows_app.connectors.base import StepContext, StepResult
 from workflows_app.connectors.email import email_send
 from workflows_app.connectors.retell import call_create
@@ -226,6 +227,8 @@ def _finish(
             provider_id=result.provider_id if result else "",
             action=decision.action,
         )
+        if decision.fields.get("status") == RunStatus.FAILED:
+            _emit_failed(run, execution, error, now)
     if error is not None:
         _report(run, execution, decision, error)
     due = decision.fields.get("next_action_at")
@@ -235,6 +238,25 @@ def _finish(
             # The next step (or a short backoff) is published at once; beat covers a lost message.
             run_publish(run_id=run.id, countdown=wait if wait > 0 else None)
     return decision.outcome
+
+
+def _emit_failed(run: WorkflowRun, execution: StepExecution, error: ProcessingError | None, now: datetime) -> None:
+    """workflow_run.failed to the organization's subscribed endpoints, in the failing move's
+    transaction (a run fails once per round: the key is the run and the failing attempt)."""
+    outbound_emit(
+        organization_id=run.organization_id,
+        event_type="workflow_run.failed",
+        key=f"workflow_run:{run.id}:failed:{execution.position}:{execution.attempt}",
+        payload={
+            "run_id": str(run.id),
+            "workflow_id": run.workflow_id,
+            "lead_id": run.lead_id,
+            "step": {"position": execution.position, "action_type": execution.action_type},
+            "error": error.message if error else "",
+            "error_code": str(error.code) if error else "",
+        },
+        now=now,
+    )
 
 
 def _report(run: WorkflowRun, execution: StepExecution, decision: StepDecision, error: ProcessingError) -> None:
