@@ -51,4 +51,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 86400.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 82800.0},
     },
+    "evaluate-diagnostics": {
+        "task": "ops_app.tasks.evaluate_diagnostics",
+        "schedule": 300.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 290.0},
+    },
 }

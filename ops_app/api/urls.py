@@ -4,7 +4,7 @@ The OpenAPI schema is at /api/schema/ (checked in as docs/openapi.yaml), Swagger
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops_app.api import alert_views, replay_views, schema, views, workflow_views
+from ops_app.api import alert_views, diagnostic_views, replay_views, schema, views, workflow_views
 from ops_app.api.exceptions import not_found
 
 # schema registers the API-key security scheme with drf-spectacular.
@@ -38,6 +38,7 @@ v1 = [
     path("call-logs/<str:id>/retry-actions", workflow_views.CallRetryActionsView.as_view(), name="call-log-retry"),
     path("workflow-stats", workflow_views.WorkflowStatsView.as_view(), name="workflow-stats"),
     path("alerts", alert_views.AlertsView.as_view(), name="alerts"),
+    path("diagnostics", diagnostic_views.DiagnosticsView.as_view(), name="diagnostics"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -34,7 +34,7 @@ def ops_staff_group_ensure() -> Group:
         audited,
         *(
             importlib.import_module(f"ops_app.migrations.{m}")
-            for m in ("0005_breaker", "0006_workflow_acts", "0008_alerts", "0009_retention_run")
+            for m in ("0005_breaker", "0006_workflow_acts", "0008_alerts", "0009_retention_run", "0010_diagnostics")
         ),
     ]
     for migration in later:
