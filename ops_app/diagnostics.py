@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ops_app.diagnostic_detectors import DETECTORS, Finding, unique
+from ops_app.errors import record_error
 from ops_app.models import Diagnostic, DiagnosticKind
 from ops_app.models.alerts import scope_key
 from ops_app.models.diagnostics import DiagnosticQuerySet
@@ -48,6 +49,14 @@ def findings_detect(*, now: datetime) -> tuple[list[Finding], set[DiagnosticKind
         except Exception as exc:  # noqa: BLE001 - one detector's failure must not stop the others
             notes.append(f"{kind} not checked: {type(exc).__name__}: {exc}")
             logger.warning("diagnostics: %s not checked (%s: %s)", kind, type(exc).__name__, exc)
+            # An error record too: a detector failing every five minutes is itself a problem.
+            record_error(
+                function=f"{detector.__module__}.{detector.__name__}",
+                action="diagnose",
+                message=f"{kind} not checked: {type(exc).__name__}: {exc}",
+                severity="warning",
+                now=now,
+            )
     return unique(findings), measured, notes
 
 

@@ -17,7 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ops_app.diagnostics import diagnostics_evaluate
-from ops_app.models import Diagnostic, DiagnosticKind, DiagnosticSeverity
+from ops_app.models import Diagnostic, DiagnosticKind, DiagnosticSeverity, ErrorRecord
 from tests.factories import (
     AssigneeRuleFactory,
     DispositionActionFactory,
@@ -196,6 +196,15 @@ def test_a_disabled_source_still_sent_to_appears_and_resolves_when_enabled_again
 
 
 @pytest.mark.django_db
+def test_requests_to_an_unknown_slug_are_not_counted(client):
+    answer = client.post("/webhooks/no-such-source/", data=b"{}", content_type="application/json")
+
+    assert answer.status_code == 404 and answer.json()["error"]["code"] == "unknown_source"
+    client_redis = redis.Redis.from_url(settings.MENDHOOK_GUARDS_REDIS_URL)
+    assert list(client_redis.scan_iter(match=f"{KEY_PREFIX}:*")) == []
+
+
+@pytest.mark.django_db
 def test_a_disabled_source_diagnostic_resolves_when_the_traffic_stops(source, post_webhook, settings):
     source.enabled = False
     source.save()
@@ -324,6 +333,8 @@ def test_a_detector_that_cannot_run_leaves_its_open_diagnostics_open(source, pos
 
     assert blind.resolved == []
     assert any(n.startswith("disabled_source_traffic not checked") for n in blind.notes)
+    record = ErrorRecord.objects.get(function="ops_app.diagnostic_detectors.disabled_sources_receiving")
+    assert (record.severity, record.action) == ("warning", "diagnose")
     row.refresh_from_db()
     assert row.is_open
 
