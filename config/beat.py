@@ -61,4 +61,9 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": 3600.0,
         "options": {"queue": Queue.MAINTENANCE.value, "expires": 3000.0},
     },
+    "evaluate-diagnostics": {
+        "task": "ops_app.tasks.evaluate_diagnostics",
+        "schedule": 300.0,
+        "options": {"queue": Queue.MAINTENANCE.value, "expires": 290.0},
+    },
 }

@@ -213,6 +213,17 @@ MENDHOOK_ALERT_MIN_VOLUME = env.int("ALERT_MIN_VOLUME", default=20)
 MENDHOOK_ALERT_QUEUE_DEPTH_MAX = env.int("ALERT_QUEUE_DEPTH_MAX", default=100)
 MENDHOOK_ALERT_OLDEST_WAITING_MINUTES = env.float("ALERT_OLDEST_WAITING_MINUTES", default=10.0)
 MENDHOOK_ALERT_BREAKER_OPEN_MINUTES = env.float("ALERT_BREAKER_OPEN_MINUTES", default=5.0)
+# Diagnostics (ops_app/diagnostics.py): configuration problems found before they fail work.
+# Locations of the last this many days must each have an assignee rule for every template role.
+MENDHOOK_DIAGNOSTIC_LOCATION_DAYS = env.int("DIAGNOSTIC_LOCATION_DAYS", default=30)
+# A source is silent when its last event is older than this many times its median gap over the
+# week before it (judged on at least DIAGNOSTIC_SILENT_MIN_EVENTS events), and at least the floor
+# (so a source that usually sends every second is not flagged for a quiet minute).
+MENDHOOK_DIAGNOSTIC_SILENT_FACTOR = env.float("DIAGNOSTIC_SILENT_FACTOR", default=10.0)
+MENDHOOK_DIAGNOSTIC_SILENT_MIN_EVENTS = env.int("DIAGNOSTIC_SILENT_MIN_EVENTS", default=20)
+MENDHOOK_DIAGNOSTIC_SILENT_MIN_SECONDS = env.float("DIAGNOSTIC_SILENT_MIN_SECONDS", default=900.0)
+# A disabled source that received a request within this many seconds is still being sent to.
+MENDHOOK_DIAGNOSTIC_DISABLED_TRAFFIC_SECONDS = env.int("DIAGNOSTIC_DISABLED_TRAFFIC_SECONDS", default=86400)
 # Retention (ops_app/retention.py, daily): finished events (succeeded, manually resolved, dead
 # letter) older than this many days go with their items and attempts (per organization:
 # Organization.retention_days), as do step executions of finished workflow runs; error records

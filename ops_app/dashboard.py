@@ -9,8 +9,11 @@ from urllib.parse import urlencode
 
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
+from redis.exceptions import RedisError
 
 from ops_app import selectors
+from ops_app.diagnostics import diagnostics_open
+from webhooks_app.breakers import breaker_states
 from webhooks_app.models import EventStatus
 from webhooks_app.models.events import ACTIONABLE
 
@@ -18,6 +21,10 @@ EVENTS_URL = "admin:webhooks_app_webhookevent_changelist"
 ERRORS_URL = "admin:ops_app_errorrecord_changelist"
 RUNS_URL = "admin:workflows_app_workflowrun_changelist"
 CALLS_URL = "admin:workflows_app_calllog_changelist"
+DIAGNOSTICS_URL = "admin:ops_app_diagnostic_changelist"
+BREAKERS_URL = "admin:ops_app_breaker_changelist"
+# The dashboard lists this many open diagnostics; the admin list has them all.
+DASHBOARD_DIAGNOSTICS = 20
 
 
 def _url(name: str, **params: str) -> str:
@@ -156,7 +163,9 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
     sees_errors = user.has_perm("ops_app.view_errorrecord")
     sees_runs = user.has_perm("workflows_app.view_workflowrun")
     sees_calls = user.has_perm("workflows_app.view_calllog")
-    if not (sees_events or sees_errors or sees_runs or sees_calls):
+    sees_diagnostics = user.has_perm("ops_app.view_diagnostic")
+    sees_breakers = user.has_perm("ops_app.view_breaker")
+    if not (sees_events or sees_errors or sees_runs or sees_calls or sees_diagnostics or sees_breakers):
         return {"visible": False}
     counts = selectors.attention_counts(now=now)
     cards = []
@@ -218,7 +227,30 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
     if sees_errors:
         context["error_groups"] = selectors.error_groups_unresolved()
         context["errors_url"] = _url(ERRORS_URL, resolved__exact="0")
+    if sees_diagnostics:
+        context.update(diagnostics_context())
+    if sees_breakers:
+        context.update(breakers_context())
     return context
+
+
+def diagnostics_context() -> dict[str, Any]:
+    """Open diagnostics, most severe first, each with its fix and the page that fixes it."""
+    rows = diagnostics_open()
+    return {
+        "diagnostics": list(rows[:DASHBOARD_DIAGNOSTICS]),
+        "diagnostics_count": rows.count(),
+        "diagnostics_url": _url(DIAGNOSTICS_URL, state="open"),
+    }
+
+
+def breakers_context() -> dict[str, Any]:
+    """Every circuit breaker with its live state (Redis); None when Redis cannot say."""
+    try:
+        states = breaker_states()
+    except RedisError:
+        states = None
+    return {"breakers": states, "breakers_url": _url(BREAKERS_URL)}
 
 
 def workflow_cards(*, now: datetime, sees_runs: bool, sees_calls: bool) -> list[Card]:

@@ -6,7 +6,7 @@ import uuid
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from ops_app import alerting, replays, retention
+from ops_app import alerting, diagnostics, replays, retention
 from ops_app.acts.error_groups import error_groups_resolve_settled
 from webhooks_app.services.alerting import AlertDeliveryError, alert_retry_countdown
 
@@ -85,3 +85,11 @@ def purge_expired_data() -> int:
     """Beat, daily: delete what is past its retention in short batches; returns how many events
     went (the RetentionRun row in the admin has every count). Safe twice at once (SKIP LOCKED)."""
     return retention.retention_purge().events_deleted
+
+
+@shared_task(ignore_result=True)
+def evaluate_diagnostics() -> int:
+    """Beat: find configuration problems, resolve those whose cause is gone; returns how many
+    are open. Safe to run twice at once (ops_app.diagnostics)."""
+    result = diagnostics.diagnostics_evaluate()
+    return len(result.opened) + result.refreshed

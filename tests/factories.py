@@ -7,7 +7,19 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 
 from localdev.models import Booking
-from ops_app.models import Alert, AlertCondition, ApiKey, AuditAct, AuditEntry, AuditVia, ErrorRecord, Replay
+from ops_app.models import (
+    Alert,
+    AlertCondition,
+    ApiKey,
+    AuditAct,
+    AuditEntry,
+    AuditVia,
+    Diagnostic,
+    DiagnosticKind,
+    DiagnosticSeverity,
+    ErrorRecord,
+    Replay,
+)
 from webhooks_app.models import (
     AssigneeRule,
     ConnectorKind,
@@ -364,3 +376,19 @@ class BookingFactory(factory.django.DjangoModelFactory):
     tutor_email = "ada.tutor@example.com"
     subject = "Algebra"
     starts_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(days=2))
+
+
+class DiagnosticFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Diagnostic
+
+    kind = DiagnosticKind.ASSIGNEE_RULE_MISSING
+    severity = DiagnosticSeverity.CRITICAL
+    organization = factory.SubFactory(OrganizationFactory)
+    scope = factory.LazyAttribute(lambda d: f"org:{d.organization.pk}" if d.organization else "global")
+    subject = factory.Sequence(lambda n: f"csc@city-{n}")
+    message = "No csc is assigned for location 'city'"
+    fix = "Add an assignee rule for role 'csc' at location 'city'"
+    link = "/admin/webhooks_app/assigneerule/add/"
+    first_seen = factory.LazyFunction(timezone.now)
+    last_seen = factory.LazyFunction(timezone.now)

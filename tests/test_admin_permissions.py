@@ -26,6 +26,7 @@ from tests.factories import (
     ActionExecutionFactory,
     AlertFactory,
     CallLogFactory,
+    DiagnosticFactory,
     DispositionActionFactory,
     DispositionFactory,
     LeadFactory,
@@ -114,6 +115,7 @@ def world(organization: Organization, client: Client, caplog: pytest.LogCaptureF
     admin_model("breaker")._default_manager.create(name="clio:matrix")  # a circuit breaker's row
     step_secrets = _workflow_rows(organization)
     AlertFactory(organization=organization)
+    DiagnosticFactory(organization=organization)
     retention_purge()
     endpoint = Endpoint(
         organization=organization, url="https://hooks.example.com/in", event_types=["booking.created"],

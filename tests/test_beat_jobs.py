@@ -104,6 +104,7 @@ def test_registered_tasks_and_beat_schedule_are_what_we_expect():
     ours = sorted(name for name in app.tasks if name.split(".")[0] in {"webhooks_app", "workflows_app", "ops_app"})
     assert ours == [
         "ops_app.tasks.evaluate_alerts",
+        "ops_app.tasks.evaluate_diagnostics",
         "ops_app.tasks.purge_expired_data",
         "ops_app.tasks.resolve_settled_error_groups",
         "ops_app.tasks.resume_stalled_replays",

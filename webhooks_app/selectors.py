@@ -13,15 +13,16 @@ _sources: dict[str, tuple[float, Source | None]] = {}
 _lock = threading.Lock()
 
 
-def source_for_intake(slug: str) -> Source | None:
-    """The enabled source for a slug, cached per process for SOURCE_CACHE_SECONDS: the lookup
-    was a third of the intake's database work. A change made in this process applies at once
-    (signals below); other processes see it within the TTL."""
+def source_by_slug(slug: str) -> Source | None:
+    """The source of a slug, enabled or not, cached per process for SOURCE_CACHE_SECONDS: the
+    lookup was a third of the intake's database work, and a disabled source's refusals are
+    counted (webhooks_app.refusals) without a query each. A change made in this process applies
+    at once (signals below); other processes see it within the TTL."""
     now = time.monotonic()
     cached = _sources.get(slug)
     if cached is not None and cached[0] > now:
         return cached[1]
-    source = Source.objects.filter(slug=slug, enabled=True).first()
+    source = Source.objects.filter(slug=slug).first()
     with _lock:
         if len(_sources) > 10_000:  # unknown slugs must not grow the cache without bound
             _sources.clear()

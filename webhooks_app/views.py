@@ -11,7 +11,8 @@ from django.views.decorators.csrf import csrf_exempt
 from config.http_errors import error_response
 from webhooks_app.json_bodies import BodyError, body_parse, body_text
 from webhooks_app.rate_limits import Refusal, intake_admit
-from webhooks_app.selectors import source_for_intake
+from webhooks_app.refusals import disabled_source_refused
+from webhooks_app.selectors import source_by_slug
 from webhooks_app.services.intake import UnstorableEvent, event_receive
 from webhooks_app.signatures import SignatureError, verify_signature
 
@@ -22,8 +23,12 @@ def intake(request: HttpRequest, source_slug: str) -> JsonResponse:
         response = error_response(405, "method_not_allowed", "webhooks are delivered with POST")
         response["Allow"] = "POST"
         return response
-    source = source_for_intake(source_slug)
-    if source is None:
+    source = source_by_slug(source_slug)
+    if source is None or not source.enabled:
+        if source is not None:
+            # The same answer as an unknown slug, but counted: a sender still delivering to a
+            # switched-off source is a diagnostic (ops_app.diagnostics), not silence.
+            disabled_source_refused(source_id=source.pk)
         return error_response(404, "unknown_source", f"no enabled source '{source_slug}'")
 
     content_type = (request.content_type or "").lower()

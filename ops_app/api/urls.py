@@ -4,7 +4,7 @@ The OpenAPI schema is at /api/schema/ (checked in as docs/openapi.yaml), Swagger
 from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from ops_app.api import alert_views, outbound_views, replay_views, schema, views, workflow_views
+from ops_app.api import alert_views, diagnostic_views, outbound_views, replay_views, schema, views, workflow_views
 from ops_app.api.exceptions import not_found
 
 # schema registers the API-key security scheme with drf-spectacular.
@@ -50,6 +50,7 @@ v1 = [
     path("messages/<str:id>", outbound_views.MessageDetailView.as_view(), name="message-detail"),
     path("messages/<str:id>/retry", outbound_views.MessageRetryView.as_view(), name="message-retry"),
     path("deliveries/<str:id>/retry", outbound_views.DeliveryRetryView.as_view(), name="delivery-retry"),
+    path("diagnostics", diagnostic_views.DiagnosticsView.as_view(), name="diagnostics"),
 ]
 
 urlpatterns: list[URLPattern | URLResolver] = [

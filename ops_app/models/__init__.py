@@ -4,6 +4,12 @@ from ops_app.models.alerts import Alert, AlertCondition, AlertState
 from ops_app.models.api_keys import ApiKey
 from ops_app.models.audit import AuditAct, AuditEntry, AuditVia
 from ops_app.models.breakers import Breaker
+from ops_app.models.diagnostics import (
+    DIAGNOSTIC_SEVERITY_RANK,
+    Diagnostic,
+    DiagnosticKind,
+    DiagnosticSeverity,
+)
 from ops_app.models.errors import (
     SEVERITY_RANK,
     ErrorRecord,
@@ -13,6 +19,7 @@ from ops_app.models.replays import REPLAY_ACTIVE, Replay, ReplayStatus
 from ops_app.models.retention import RetentionRun
 
 __all__ = [
+    "DIAGNOSTIC_SEVERITY_RANK",
     "REPLAY_ACTIVE",
     "SEVERITY_RANK",
     "Alert",
@@ -23,6 +30,9 @@ __all__ = [
     "AuditEntry",
     "AuditVia",
     "Breaker",
+    "Diagnostic",
+    "DiagnosticKind",
+    "DiagnosticSeverity",
     "ErrorRecord",
     "ErrorSeverity",
     "Replay",

@@ -34,7 +34,14 @@ def ops_staff_group_ensure() -> Group:
         audited,
         *(
             importlib.import_module(f"ops_app.migrations.{m}")
-            for m in ("0005_breaker", "0006_workflow_acts", "0008_alerts", "0009_retention_run", "0010_outbound_acts")
+            for m in (
+                "0005_breaker",
+                "0006_workflow_acts",
+                "0008_alerts",
+                "0009_retention_run",
+                "0010_outbound_acts",
+                "0012_diagnostics",
+            )
         ),
     ]
     for migration in later:

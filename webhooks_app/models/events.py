@@ -6,6 +6,8 @@ from typing import Any
 
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.fields.json import KT
+from django.db.models.lookups import IsNull
 from django.utils import timezone
 
 from webhooks_app.models.sources import Organization, Source
@@ -320,6 +322,17 @@ class WebhookEvent(models.Model):
                 fields=["organization", "-received_at"],
                 condition=Q(status__in=["partial_failure", "failed", "dead_letter", "retry_scheduled"]),
                 name="event_org_failures_idx",
+            ),
+            # Diagnostics (ops_app.diagnostics): the distinct locations an organization's events
+            # name (payload data.location) and when each was last seen, by a skip scan, one
+            # index probe per location instead of a pass over 30 days of events. Partial: most
+            # events (calls, documents) carry no location and cost intake nothing here.
+            models.Index(
+                F("organization"),
+                KT("payload__data__location"),
+                F("received_at"),
+                condition=Q(IsNull(KT("payload__data__location"), False)),
+                name="event_org_location_idx",
             ),
         ]
 
