@@ -12,7 +12,7 @@ from localdev import demo
 from tests.factories import OrganizationFactory, SourceFactory
 from tests.support.admin import login, make_user, ops_staff_group_ensure
 from tests.support.api import Api, api_for
-from tests.support.breakers import QUICK_OVERRIDES_ENV
+from tests.support.breakers import QUICK_OVERRIDES_ENV, breakers_forget
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.fake_providers import FakeRetell, FakeTwilio, provider_env
 from tests.support.fake_providers_calls import FakeAnalysis
@@ -61,6 +61,12 @@ def broker() -> Iterator[Callable[[], int]]:
 
 
 # --- Third-party fakes and the real worker (integration tests) ------------------------------
+
+
+@pytest.fixture(autouse=True)
+def breakers_closed_after_each_test() -> Iterator[None]:
+    yield
+    breakers_forget()
 
 
 @pytest.fixture(scope="session")

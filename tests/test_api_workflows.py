@@ -171,6 +171,13 @@ def test_a_filter_value_that_does_not_fit_is_400_naming_the_parameter(api):
     assert list(bad_flag.json()["error"]["fields"]) == ["has_failed_actions"]
 
 
+def test_a_filter_given_empty_is_400_not_ignored(api):
+    for path, name in (("call-logs", "ai_analysis_failed"), ("workflow-runs", "needs_review"), ("leads", "status")):
+        response = api.get(path, **{name: ""})
+        assert response.status_code == 400, path
+        assert list(response.json()["error"]["fields"]) == [name]
+
+
 def test_runs_page_newest_first_with_a_cursor(organization, api):
     workflow = workflow_with_steps(organization)
     runs = [WorkflowRunFactory(workflow=workflow) for _ in range(3)]

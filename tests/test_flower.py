@@ -6,6 +6,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from config.queues import Queue
 from tests.support.processes import ManagedProcess, free_port, wait_port
 from tests.support.signing import matter_payload
 from tests.support.waiting import wait_for
@@ -63,7 +64,7 @@ def test_flower_shows_the_worker_and_the_task_that_processed_an_event(flower, wo
 
     workers = flower.get("/api/workers", params={"refresh": "1"}).json()
     (name,) = [n for n in workers if n.startswith("test@")]
-    assert {q["name"] for q in workers[name]["active_queues"]} == {"webhooks", "alerts", "maintenance", "workflows"}
+    assert {q["name"] for q in workers[name]["active_queues"]} == {queue.value for queue in Queue}
 
 
 def test_flower_refuses_requests_without_its_password(flower):

@@ -16,6 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from health_check.exceptions import ServiceUnavailable
 
+from config.queues import Queue
 from ops_app.beat_lock import heartbeat_write
 from ops_app.health import checks
 from ops_app.health.readiness import Role, readiness
@@ -140,7 +141,7 @@ def test_readiness_turns_503_when_redis_is_stopped_and_back_to_200(transactional
             "redis": True,
             "broker": True,
         }
-        assert components["broker"]["waiting"] == {"webhooks": 0, "alerts": 0, "maintenance": 0, "workflows": 0}
+        assert components["broker"]["waiting"] == dict.fromkeys((queue.value for queue in Queue), 0)
         assert components["workers"]["ok"] is False and components["workers"]["detail"] == "no worker answered"
         assert components["beat"] == {**components["beat"], "ok": False, "detail": "no beat has ticked"}
         assert set(body["warnings"]) >= {"workers: no worker answered", "beat: no beat has ticked"}

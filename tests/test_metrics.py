@@ -8,6 +8,7 @@ from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.queues import Queue
 from ops_app.metrics import figures_forget
 from tests.support.api import api_for
 from tests.support.events import make_event
@@ -55,7 +56,7 @@ def test_it_reports_events_by_status_queue_depths_and_the_oldest_wait(client: Cl
     assert found[("mendhook_events", (("status", "succeeded"),))] == 0
     assert found[("mendhook_queue_depth", (("queue", "webhooks"),))] == 0
     assert {labels for name, labels in found if name == "mendhook_queue_depth"} == {
-        (("queue", q),) for q in ("webhooks", "alerts", "maintenance", "workflows")
+        (("queue", q),) for q in (queue.value for queue in Queue)
     }
     assert 90 <= found[("mendhook_queue_oldest_age_seconds", (("queue", "webhooks"),))] < 150
     assert found[("mendhook_queue_oldest_age_seconds", (("queue", "workflows"),))] == 0

@@ -18,7 +18,21 @@ from workflows_app.models import (
 YES_NO = [("true", "true"), ("false", "false")]
 
 
-class RunFilter(filters.FilterSet):
+class StrictFilterSet(filters.FilterSet):
+    """`?status=` is a value, not an absent parameter: like any value outside a filter's
+    choices it is a 400 naming the parameter (the schema and clients read it so; django-filter
+    alone would ignore it and answer the unfiltered list)."""
+
+    def is_valid(self) -> bool:
+        valid = super().is_valid()
+        empty = [name for name in self.filters if name in self.data and self.data.get(name) == ""]
+        for name in empty:
+            if name not in self.form.errors:
+                self.form.add_error(name, "This parameter may not be empty.")
+        return valid and not empty
+
+
+class RunFilter(StrictFilterSet):
     status = filters.ChoiceFilter(choices=RunStatus.choices, help_text="The run's status.")
     step_status = filters.ChoiceFilter(choices=StepStatus.choices, help_text="The current step's status.")
     workflow = filters.NumberFilter(field_name="workflow_id", help_text="A workflow's id.")
@@ -41,7 +55,7 @@ def failed_actions_exist() -> Exists:
     return Exists(ActionExecution.objects.filter(call=OuterRef("pk"), status=ActionExecutionStatus.FAILED))
 
 
-class CallFilter(filters.FilterSet):
+class CallFilter(StrictFilterSet):
     disposition = filters.CharFilter(max_length=200, help_text="The disposition's name, exactly.")
     ai_analysis_failed = filters.ChoiceFilter(
         choices=YES_NO, method="filter_flag", help_text="true: only calls given the fallback disposition."
@@ -62,7 +76,7 @@ class CallFilter(filters.FilterSet):
         return queryset.filter(has_failed if value == "true" else ~has_failed)
 
 
-class LeadFilter(filters.FilterSet):
+class LeadFilter(StrictFilterSet):
     status = filters.ChoiceFilter(choices=LeadStatus.choices)
     phone = filters.CharFilter(max_length=32, help_text="The phone in E.164, exactly.")
     email = filters.CharFilter(field_name="email", lookup_expr="iexact", max_length=254)

@@ -10,6 +10,9 @@ import time
 import uuid
 from pathlib import Path
 
+import redis
+from django.conf import settings
+
 from tests.support.processes import ROOT
 
 # Sources whose slug starts with "brk-" get a quick breaker in every process of the tests
@@ -59,3 +62,13 @@ class Callers:
             if proc.poll() is None:
                 proc.kill()
         return "\n".join(p.communicate()[1] for p in self.procs)
+
+
+def breakers_forget() -> None:
+    """Drop every circuit breaker's state from the test Redis: breakers are shared by all
+    processes, so one a test opened would otherwise still be open for the next test's health,
+    diagnostics and alerts, which read them all. Only the keys breakers write are touched."""
+    client = redis.Redis.from_url(settings.MENDHOOK_GUARDS_REDIS_URL)
+    keys = list(client.scan_iter(match="mendhook:breaker*", count=1000))
+    if keys:
+        client.delete(*keys)
