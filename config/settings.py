@@ -118,6 +118,11 @@ else:
     # to admin pages on a million events (docs/performance.md). Off unless asked for.
     if not env.bool("DATABASE_JIT", default=False):
         DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+    # Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) cannot
+    # outlive its transaction's server connection: true there (docs/scaling.md).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -17,7 +17,7 @@ from tests.support.breakers import QUICK_OVERRIDES_ENV
 from tests.support.fake_http import FakeClio, Recorder
 from tests.support.fake_providers import FakeRetell, FakeTwilio, provider_env
 from tests.support.fake_providers_calls import FakeAnalysis
-from tests.support.rabbitmq import RabbitMQ, rabbitmq_for
+from tests.support.rabbitmq import RabbitMQ, RabbitMQUnavailable, rabbitmq_for
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
@@ -188,7 +188,10 @@ def rabbitmq(django_db_setup: None) -> RabbitMQ:
     """RabbitMQ in a vhost named after the test database, emptied of the project's messages.
     (Django renames the database only when some collected test uses it; the vhost not.)"""
     name = connection.settings_dict["NAME"]
-    rabbit = rabbitmq_for(name if name.startswith("test_") else f"test_{name}")
+    try:
+        rabbit = rabbitmq_for(name if name.startswith("test_") else f"test_{name}")
+    except RabbitMQUnavailable as exc:
+        pytest.fail(str(exc))
     rabbit.purge()
     return rabbit
 

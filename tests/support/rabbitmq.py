@@ -2,7 +2,8 @@
 never share queues), a Celery app publishing to it, and purging only the project's queues there.
 
 RabbitMQ must answer at RABBITMQ_HOST:RABBITMQ_PORT (127.0.0.1:5672, guest/guest by default,
-as on CI): a missing broker fails the tests that need it, never skips them.
+as on CI): a missing broker fails the tests that need it, never skips them. `make bench` uses
+the same helpers for its RabbitMQ run.
 """
 
 import contextlib
@@ -17,7 +18,6 @@ from urllib.parse import quote
 import amqp.exceptions
 import kombu
 import kombu.exceptions
-import pytest
 from celery import Celery
 from django.conf import settings
 
@@ -35,6 +35,10 @@ def amqp_url(vhost: str, *, port: int = PORT) -> str:
     return f"amqp://{USER}:{PASSWORD}@{HOST}:{port}/{quote(vhost, safe='')}"
 
 
+class RabbitMQUnavailable(Exception):
+    """No RabbitMQ, or no vhost for us on it: the tests fail (never skip), the bench stops."""
+
+
 def _answers(url: str) -> bool:
     try:
         with kombu.Connection(url, connect_timeout=3) as conn:
@@ -43,7 +47,7 @@ def _answers(url: str) -> bool:
     except (amqp.exceptions.NotAllowed, amqp.exceptions.AccessRefused):
         return False  # the broker is there; the vhost is not, or not open to this user
     except (kombu.exceptions.OperationalError, amqp.exceptions.AMQPError, OSError) as exc:
-        pytest.fail(f"RabbitMQ does not answer at {HOST}:{PORT} ({exc!r}); the tests need it (.ci/run starts it)")
+        raise RabbitMQUnavailable(f"RabbitMQ does not answer at {HOST}:{PORT} ({exc!r}); .ci/run starts it") from exc
 
 
 def vhost_ensure(vhost: str) -> None:
@@ -55,9 +59,9 @@ def vhost_ensure(vhost: str) -> None:
     for args in (["add_vhost", vhost], ["set_permissions", "-p", vhost, USER, ".*", ".*", ".*"]):
         done = subprocess.run([*prefix, ctl, "-q", *args], capture_output=True, text=True, timeout=60)
         if done.returncode != 0 and "already" not in done.stderr + done.stdout:
-            pytest.fail(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr or done.stdout}")
+            raise RabbitMQUnavailable(f"cannot create the RabbitMQ vhost {vhost!r}: {done.stderr or done.stdout}")
     if not _answers(amqp_url(vhost)):
-        pytest.fail(f"the RabbitMQ vhost {vhost!r} still refuses {USER}")
+        raise RabbitMQUnavailable(f"the RabbitMQ vhost {vhost!r} still refuses {USER}")
 
 
 @dataclass
@@ -106,6 +110,7 @@ class RabbitMQ:
 
 
 def rabbitmq_for(vhost: str, *, port: int = PORT) -> RabbitMQ:
+    """Raises RabbitMQUnavailable when the broker or the vhost cannot be had."""
     vhost_ensure(vhost)
     url = amqp_url(vhost, port=port)
     rabbit = MendhookCelery("mendhook", set_as_current=False)
