@@ -28,6 +28,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     parser.add_argument("--intake-pool", type=int, default=30_000, help="presigned intake requests")
     parser.add_argument("--only", choices=["intake", "e2e", "retention", "million"], help="run one part")
+    parser.add_argument(
+        "--brokers", default="redis,rabbitmq", help="brokers end to end runs on, comma-separated (redis, rabbitmq)"
+    )
     parser.add_argument("--reseed", action="store_true", help="seed the 1,000,000 events afresh even if kept")
     parser.add_argument(
         "--million-max-age", type=float, default=6.0, help="hours a kept seed is reused before it is made afresh"
@@ -96,31 +99,8 @@ def main(argv: Sequence[str]) -> int:
                 f"{noop_view.client_cpu_share:.0%} during the no-op view (it shares the {os.cpu_count()} cores)"
             )
         if args.only in (None, "e2e"):
-            e2e, noop_tasks, e2e_checks = phases.e2e_phase(options, log)
-            checks += e2e_checks
-            rows += [
-                report.bar_row(
-                    f"end to end ({phases.TASKS_PER_EVENT} tasks/event; events/s vs no-op tasks/s)",
-                    e2e.rate,
-                    noop_tasks.rate,
-                    "/s",
-                    report.E2E_RATIO_BAR,
-                ),
-                report.rss_row(f"worker peak RSS, largest process, {e2e.count} events", e2e.peak_rss_mb,
-                               noop_tasks.peak_rss_mb),
-                report.info_row("worker peak RSS, largest pool child", e2e.child_peak_rss_mb,
-                                noop_tasks.child_peak_rss_mb, "MB"),
-            ]  # fmt: skip
-            notes += [
-                f"end to end: {e2e.count} events in {e2e.seconds:.1f}s (first half {e2e.first_half_rate:.1f}/s, "
-                f"second half {e2e.second_half_rate:.1f}/s); no-op: {noop_tasks.count} tasks in "
-                f"{noop_tasks.seconds:.1f}s",
-                f"worker CPU (main + pool): {e2e.cpu_ms_per_item:.2f} ms/event vs {noop_tasks.cpu_ms_per_item:.2f} "
-                f"ms/no-op task",
-                f"worker RSS: largest process is the {e2e.peak_rss_process} (no-op: {noop_tasks.peak_rss_process}); "
-                f"largest pool child {e2e.child_rss_early_mb:.1f} MB after 10% of the events, "
-                f"{e2e.child_peak_rss_mb:.1f} MB peak",
-            ]
+            for broker in args.brokers.split(","):
+                rows += e2e_rows(options, broker, checks, notes)
         if args.only in (None, "retention"):
             rows += retention_rows(options, checks, notes)
         if args.only in (None, "million"):
@@ -145,6 +125,37 @@ def main(argv: Sequence[str]) -> int:
         return 1
     log("all bars pass")
     return 0
+
+
+def e2e_rows(options: "phases.Options", broker: str, checks: list[str], notes: list[str]) -> list[report.Row]:
+    from bench import phases
+
+    e2e, noop_tasks, e2e_checks = phases.e2e_phase(options, log, broker=broker)
+    checks += e2e_checks
+    on = "Redis" if broker == "redis" else "RabbitMQ"
+    rows = [
+        report.bar_row(
+            f"end to end on {on} ({phases.TASKS_PER_EVENT} tasks/event; events/s vs no-op tasks/s)",
+            e2e.rate,
+            noop_tasks.rate,
+            "/s",
+            report.E2E_RATIO_BAR,
+        ),
+        report.rss_row(f"worker peak RSS on {on}, largest process, {e2e.count} events", e2e.peak_rss_mb,
+                       noop_tasks.peak_rss_mb),
+        report.info_row(f"worker peak RSS on {on}, largest pool child", e2e.child_peak_rss_mb,
+                        noop_tasks.child_peak_rss_mb, "MB"),
+    ]  # fmt: skip
+    notes += [
+        f"end to end on {on}: {e2e.count} events in {e2e.seconds:.1f}s (first half {e2e.first_half_rate:.1f}/s, "
+        f"second half {e2e.second_half_rate:.1f}/s); no-op: {noop_tasks.count} tasks in {noop_tasks.seconds:.1f}s",
+        f"worker CPU on {on} (main + pool): {e2e.cpu_ms_per_item:.2f} ms/event vs {noop_tasks.cpu_ms_per_item:.2f} "
+        f"ms/no-op task",
+        f"worker RSS on {on}: largest process is the {e2e.peak_rss_process} (no-op: {noop_tasks.peak_rss_process}); "
+        f"largest pool child {e2e.child_rss_early_mb:.1f} MB after 10% of the events, "
+        f"{e2e.child_peak_rss_mb:.1f} MB peak",
+    ]
+    return rows
 
 
 def retention_rows(options: "phases.Options", checks: list[str], notes: list[str]) -> list[report.Row]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from django.db.models import Count, Sum
 
 from bench import infra
+from bench.brokers import BROKERS
 from bench.infra import BenchFailure, ManagedProcess, RssSampler
 from bench.loadgen import raw_request, write_requests
 from bench.tasks import noop
@@ -217,11 +218,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def drain(name: str, count: int, progress: Callable[[], int], poll: float, timeout: float) -> WorkerFigures:
+def drain(
+    name: str,
+    count: int,
+    progress: Callable[[], int],
+    poll: float,
+    timeout: float,
+    *,
+    waiting: Callable[[], int] | None = None,
+    env: dict[str, str] | None = None,
+) -> WorkerFigures:
     """Start a worker on a preloaded queue; time from its first message taken until
-    progress() (items finished) reaches count."""
+    progress() (items finished) reaches count. waiting() counts the messages left in the queue
+    (default: the Redis list); env adds to the worker's environment (another broker)."""
     client = infra.redis_client()
-    worker = ManagedProcess(f"worker-{name}", infra.worker_command(name))
+    if waiting is None:
+        waiting = lambda: int(client.llen(QUEUE))  # noqa: E731
+    worker = ManagedProcess(f"worker-{name}", infra.worker_command(name), env=env)
     sampler = RssSampler(worker).start()
     try:
         began = time.perf_counter()
@@ -232,7 +245,7 @@ def drain(name: str, count: int, progress: Callable[[], int], poll: float, timeo
         while True:
             now = time.perf_counter()
             if started is None:
-                if int(client.llen(QUEUE)) < count:
+                if waiting() < count:
                     started = now
             elif now >= next_check:
                 next_check = now + poll
@@ -317,17 +330,23 @@ def e2e_verify(count: int) -> str:
     )
 
 
-def e2e_phase(options: Options, log: Callable[[str], None]) -> tuple[WorkerFigures, WorkerFigures, list[str]]:
+def e2e_phase(
+    options: Options, log: Callable[[str], None], broker: str = "redis"
+) -> tuple[WorkerFigures, WorkerFigures, list[str]]:
+    """Events end to end beside no-op tasks, both through `broker` (bench.brokers.BROKERS)."""
+    on = BROKERS[broker]()
     count = options.events
     timeout = max(600.0, count / 10)
     reset()
+    on.clean()
     source = bench_source()
-    log(f"end to end: preloading {count} events (rows + broker messages via event_dispatch)")
+    log(f"end to end on {on.name}: preloading {count} events (rows + broker messages via event_dispatch)")
     started = time.perf_counter()
-    preload_events(source, count)
+    with on.publishing():
+        preload_events(source, count)
     log(f"  preloaded in {time.perf_counter() - started:.1f}s; starting the worker")
-    if int(infra.redis_client().llen(QUEUE)) != count:
-        raise BenchFailure("preloaded messages are not all in the broker")
+    if on.waiting() != count:
+        raise BenchFailure(f"preloaded messages are not all in {on.name}")
 
     last_failure_check = 0.0
 
@@ -340,25 +359,21 @@ def e2e_phase(options: Options, log: Callable[[str], None]) -> tuple[WorkerFigur
                 raise BenchFailure(f"events failed: {list(failed.values_list('status', 'last_error')[:5])}")
         return WebhookEvent.objects.filter(status=EventStatus.SUCCEEDED).count()
 
-    mendhook = drain("mendhook", count, events_done, poll=0.1, timeout=timeout)
-    checks = [e2e_verify(count)]
+    suffix = "" if broker == "redis" else f"-{broker}"
+    mendhook = drain(
+        f"mendhook{suffix}", count, events_done, poll=0.1, timeout=timeout, waiting=on.waiting, env=on.worker_env
+    )
+    checks = [f"{e2e_verify(count)} ({on.name})"]
 
-    infra.redis_clean()
-    log(f"baseline: {count} no-op tasks on queue '{QUEUE}', same worker command")
-    for n in range(count):
-        noop.apply_async(args=(n,), retry=False)
-    client = infra.redis_client()
-    if int(client.llen(QUEUE)) != count:
-        raise BenchFailure("no-op messages are not all in the broker")
-
-    def tasks_done() -> int:
-        # acks_late: a message leaves "unacked" only once its task has returned.
-        with client.pipeline(transaction=False) as pipe:
-            pipe.llen(QUEUE)
-            pipe.hlen("unacked")
-            waiting, unacked = pipe.execute()
-        return count - int(waiting) - int(unacked)
-
-    baseline = drain("noop", count, tasks_done, poll=0.0, timeout=timeout)
-    infra.redis_clean()
+    on.clean()
+    log(f"baseline on {on.name}: {count} no-op tasks on queue '{QUEUE}', same worker command")
+    with on.publishing():
+        for n in range(count):
+            noop.apply_async(args=(n,), retry=False)
+    if on.waiting() != count:
+        raise BenchFailure(f"no-op messages are not all in {on.name}")
+    name = f"noop{suffix}"
+    tasks_done = on.noop_progress(count, infra.LOG_DIR / f"worker-{name}.log")
+    baseline = drain(name, count, tasks_done, poll=0.0, timeout=timeout, waiting=on.waiting, env=on.worker_env)
+    on.clean()
     return mendhook, baseline, checks

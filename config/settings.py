@@ -11,6 +11,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.beat import BEAT_SCHEDULE
+from config.brokers import broker_options
 from config.queues import TASK_ROUTES, Queue
 
 # Lets admin and queryset classes be subscripted at runtime (ModelAdmin[Event]) for mypy.
@@ -117,6 +118,11 @@ else:
     # to admin pages on a million events (docs/performance.md). Off unless asked for.
     if not env.bool("DATABASE_JIT", default=False):
         DATABASES["default"]["OPTIONS"].setdefault("options", "-c jit=off")
+    # Behind PgBouncer in transaction mode a server-side cursor (QuerySet.iterator()) cannot
+    # outlive its transaction's server connection: true there (docs/scaling.md).
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DATABASE_DISABLE_SERVER_SIDE_CURSORS", default=False
+    )
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -158,14 +164,18 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 
 # --- Celery -------------------------------------------------------------------------------
+# Redis by default; amqp://user:password@host:5672/vhost for RabbitMQ (config/brokers.py).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Every countdown we send is far below this, so Redis never redelivers a message that a
-    # healthy worker still holds (DESIGN.md, safety rules).
-    "visibility_timeout": 3600,
-    "socket_connect_timeout": 2,
-}
+# RabbitMQ only: a message handed out this many times more (its worker died with it each time)
+# is dead-lettered instead of redelivered forever. It is part of each queue's declaration:
+# changing it later needs the queues drained and deleted first (docs/scaling.md).
+MENDHOOK_BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=10)
+_BROKER = broker_options(CELERY_BROKER_URL, delivery_limit=MENDHOOK_BROKER_DELIVERY_LIMIT)
+CELERY_BROKER_TRANSPORT_OPTIONS = _BROKER.transport_options
+CELERY_TASK_QUEUES = _BROKER.task_queues
+CELERY_TASK_DEFAULT_QUEUE_TYPE = _BROKER.queue_type
+CELERY_TASK_CREATE_MISSING_QUEUE_TYPE = _BROKER.queue_type
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

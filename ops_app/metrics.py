@@ -27,8 +27,8 @@ from prometheus_client.registry import Collector
 from config.http_errors import error_response
 from config.publishing import queue_depths
 from config.queues import Queue
-from ops_app.health.checks import BROKER_ERRORS
 from ops_app.models import Alert, AlertState
+from ops_app.queue_health import BROKER_ERRORS
 from webhooks_app.breakers import CLOSED, HALF_OPEN, OPEN, breaker_states
 from webhooks_app.models import EventStatus, WebhookEvent
 from webhooks_app.models.events import WAITING, ProcessingAttempt

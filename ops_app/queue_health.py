@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import amqp.exceptions
 import kombu.exceptions
 import redis
 from django.core.cache import caches
@@ -26,8 +27,9 @@ from webhooks_app.models.events import RETRY_PENDING, WAITING
 
 logger = logging.getLogger(__name__)
 
-# What a down or unreachable broker (or the Redis cache beside it) raises.
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
+# What a down or unreachable broker (or the Redis cache beside it) raises; on RabbitMQ also a
+# refused login or vhost, or a queue declared with other arguments (AMQPError).
+BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError, amqp.exceptions.AMQPError)
 
 # Celery's inspect waits this long for worker replies (less when every known worker answered).
 INSPECT_TIMEOUT_SECONDS = 1.0
@@ -165,8 +167,11 @@ def _ask_workers(method: str, limit: int | None) -> dict[str, Any]:
 
 
 def _queue_of(task: dict[str, Any]) -> str:
-    # Every queue is declared with its own name as routing key (config.queues).
-    return str((task.get("delivery_info") or {}).get("routing_key", ""))
+    # Every queue is declared with its own name as routing key (config.queues). On RabbitMQ a
+    # countdown's message arrives through the delayed-delivery exchanges with its delay's bits
+    # in front ("0.1.1.webhooks"); queue names hold no dots, so the last part names the queue.
+    routing_key = str((task.get("delivery_info") or {}).get("routing_key", ""))
+    return routing_key.rsplit(".", 1)[-1]
 
 
 def _take_worker_snapshot() -> WorkerSnapshot:

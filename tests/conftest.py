@@ -5,6 +5,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.db import connection
 from django.test import Client
 
 from config.queues import Queue
@@ -17,6 +18,7 @@ from tests.support.fake_http import FakeClio, Recorder
 from tests.support.fake_providers import FakeRetell, FakeTwilio, provider_env
 from tests.support.fake_providers_calls import FakeAnalysis
 from tests.support.outbound import Receiver
+from tests.support.rabbitmq import RabbitMQ, RabbitMQUnavailable, rabbitmq_for
 from tests.support.signing import encode, standard_headers
 from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
@@ -130,25 +132,39 @@ def worker_process(
     stopped before pytest-django drops the test database."""
     with django_db_blocker.unblock():
         clean_redis()
-        env = worker_env(
-            ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
-            SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
-            SENTRY_ENVIRONMENT="test",
-            ANALYSIS_BASE_URL=f"{fake_ai.url}/v1",
-            ANALYSIS_TIMEOUT_SECONDS="1",
-            # Breakers stay out of the way of tests about other things (a downstream that never
-            # recovers must dead-letter in seconds); tests/test_breakers.py uses clio:brk-* sources.
-            BREAKER_FAIL_MAX="1000",
-            BREAKER_OVERRIDES=QUICK_OVERRIDES_ENV,
-            **provider_env(fake_retell, fake_twilio),
-            **WORKFLOW_TEST_ENV,
-            # Alert deliveries refused for a while are retried within a test's patience.
-            ALERT_RETRY_BACKOFF_SECONDS="0.2",
-        )
+        env = session_worker_env(fake_clio, alert_receiver, sentry_receiver, fake_ai, fake_retell, fake_twilio)
     proc = WorkerProcess(env=env, name="test").start()
     yield proc
     proc.stop()
     clean_redis()
+
+
+def session_worker_env(
+    fake_clio: FakeClio,
+    alert_receiver: Recorder,
+    sentry_receiver: Recorder,
+    fake_ai: FakeAnalysis,
+    fake_retell: FakeRetell,
+    fake_twilio: FakeTwilio,
+    **overrides: str,
+) -> dict[str, str]:
+    """The session workers' environment (one per broker): the fakes, short backoffs and leases."""
+    return worker_env(
+        ALERT_WEBHOOK_URL=f"{alert_receiver.url}/slack",
+        SENTRY_DSN=f"http://publickey@127.0.0.1:{sentry_receiver.port}/1",
+        SENTRY_ENVIRONMENT="test",
+        ANALYSIS_BASE_URL=f"{fake_ai.url}/v1",
+        ANALYSIS_TIMEOUT_SECONDS="1",
+        # Breakers stay out of the way of tests about other things (a downstream that never
+        # recovers must dead-letter in seconds); tests/test_breakers.py uses clio:brk-* sources.
+        BREAKER_FAIL_MAX="1000",
+        BREAKER_OVERRIDES=QUICK_OVERRIDES_ENV,
+        **provider_env(fake_retell, fake_twilio),
+        **WORKFLOW_TEST_ENV,
+        # Alert deliveries refused for a while are retried within a test's patience.
+        ALERT_RETRY_BACKOFF_SECONDS="0.2",
+        **overrides,
+    )
 
 
 @pytest.fixture
@@ -169,6 +185,84 @@ def worker(
     purge_queues()
     for gated in (fake_clio, fake_retell, fake_twilio):
         gated.gate.set()
+
+
+# --- RabbitMQ, the second broker: the same integration paths run on both ----------------------
+
+
+@pytest.fixture(scope="session")
+def rabbitmq(django_db_setup: None) -> RabbitMQ:
+    """RabbitMQ in a vhost named after the test database, emptied of the project's messages.
+    (Django renames the database only when some collected test uses it; the vhost not.)"""
+    name = connection.settings_dict["NAME"]
+    try:
+        rabbit = rabbitmq_for(name if name.startswith("test_") else f"test_{name}")
+    except RabbitMQUnavailable as exc:
+        pytest.fail(str(exc))
+    rabbit.purge()
+    return rabbit
+
+
+@pytest.fixture(scope="session")
+def rabbit_worker_process(
+    django_db_setup: None,
+    django_db_blocker: Any,
+    rabbitmq: RabbitMQ,
+    fake_clio: FakeClio,
+    alert_receiver: Recorder,
+    sentry_receiver: Recorder,
+    fake_ai: FakeAnalysis,
+    fake_retell: FakeRetell,
+    fake_twilio: FakeTwilio,
+) -> Iterator[WorkerProcess]:
+    """The session worker's twin on RabbitMQ, started the first time a test asks for it."""
+    with django_db_blocker.unblock():
+        env = session_worker_env(
+            fake_clio,
+            alert_receiver,
+            sentry_receiver,
+            fake_ai,
+            fake_retell,
+            fake_twilio,
+            CELERY_BROKER_URL=rabbitmq.url,
+        )
+    proc = WorkerProcess(env=env, name="test-rabbit").start()
+    yield proc
+    proc.stop()
+    rabbitmq.purge()
+
+
+@pytest.fixture
+def rabbit_worker(
+    transactional_db: None,
+    rabbitmq: RabbitMQ,
+    rabbit_worker_process: WorkerProcess,
+    fake_clio: FakeClio,
+    alert_receiver: Recorder,
+    sentry_receiver: Recorder,
+    fake_ai: FakeAnalysis,
+    fake_retell: FakeRetell,
+    fake_twilio: FakeTwilio,
+) -> Iterator[WorkerProcess]:
+    """The RabbitMQ worker, with this process publishing to RabbitMQ for the test."""
+    for fake in (fake_clio, alert_receiver, sentry_receiver, fake_ai, fake_retell, fake_twilio):
+        fake.reset()
+    rabbitmq.purge()
+    with rabbitmq.current():
+        yield rabbit_worker_process
+    rabbitmq.purge()
+    for gated in (fake_clio, fake_retell, fake_twilio):
+        gated.gate.set()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def any_broker_worker(request: pytest.FixtureRequest, transactional_db: None) -> WorkerProcess:
+    """`worker` on each broker in turn: for the tests of what the broker itself does (dispatch,
+    countdown retries, redelivery after a worker dies). transactional_db is named here, not only
+    by the worker fixtures, so pytest-django knows before `db` is set up for other fixtures."""
+    name = "worker" if request.param == "redis" else "rabbit_worker"
+    worker: WorkerProcess = request.getfixturevalue(name)
+    return worker
 
 
 @pytest.fixture

@@ -35,7 +35,7 @@ def send(post_webhook, source, **payload_kw) -> str:
     return response.json()["id"]
 
 
-def test_it_creates_all_ten_tasks_when_every_template_succeeds(worker, source, post_webhook):
+def test_it_creates_all_ten_tasks_when_every_template_succeeds(any_broker_worker, source, post_webhook):
     event = settle(send(post_webhook, source, location="miami"))
 
     assert event.status == EventStatus.SUCCEEDED
@@ -136,7 +136,7 @@ def test_a_person_can_retry_a_partial_failure_after_fixing_the_cause(worker, sou
 
 
 def test_a_downstream_that_fails_twice_then_recovers_is_retried_with_backoff(
-    worker, clio_source, post_webhook, fake_clio
+    any_broker_worker, clio_source, post_webhook, fake_clio
 ):
     fake_clio.fail_key(":1", Fault(500), Fault(429, retry_after="1"))
 
@@ -200,7 +200,9 @@ def test_timeouts_and_dropped_connections_are_transient(worker, clio_source, pos
     assert fake_clio.creations == 10
 
 
-def test_a_worker_killed_mid_event_still_completes_without_duplicates(worker, clio_source, post_webhook, fake_clio):
+def test_a_worker_killed_mid_event_still_completes_without_duplicates(
+    any_broker_worker, clio_source, post_webhook, fake_clio
+):
     fake_clio.hold_on_request = 5  # task 5 is created downstream, then its response hangs
     fake_clio.gate.clear()
     event_id = send(post_webhook, clio_source, location="miami")
@@ -208,7 +210,7 @@ def test_a_worker_killed_mid_event_still_completes_without_duplicates(worker, cl
 
     attempt = WebhookEvent.objects.get(id=event_id).attempt_log.get()
     pid = int(attempt.worker.rsplit(":", 1)[1])
-    assert pid in worker.child_pids()
+    assert pid in any_broker_worker.child_pids()
     os.kill(pid, signal.SIGKILL)
     fake_clio.hold_on_request = None
     fake_clio.gate.set()

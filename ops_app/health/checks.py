@@ -12,7 +12,6 @@ import datetime
 import time
 from typing import Any
 
-import kombu.exceptions
 import redis
 import redis.asyncio
 from django.conf import settings
@@ -27,14 +26,11 @@ from health_check.exceptions import ServiceUnavailable
 from config.publishing import queue_depths
 from config.queues import Queue
 from ops_app.beat_lock import heartbeat_read, redis_client
-from ops_app.queue_health import worker_snapshot
+from ops_app.queue_health import BROKER_ERRORS, worker_snapshot
 from webhooks_app.breakers import OPEN, breaker_states
 from webhooks_app.models import EventStatus, WebhookEvent
 from webhooks_app.models.events import WAITING
 from workflows_app.models import WorkflowRun
-
-# What an unreachable broker or Redis raises through kombu or redis-py.
-BROKER_ERRORS = (kombu.exceptions.OperationalError, redis.RedisError, OSError)
 
 
 @dataclasses.dataclass
