@@ -344,6 +344,12 @@ def e2e_phase(options: Options, log: Callable[[str], None]) -> tuple[WorkerFigur
     checks = [e2e_verify(count)]
 
     infra.redis_clean()
+    baseline = noop_baseline(count, timeout, log)
+    return mendhook, baseline, checks
+
+
+def noop_baseline(count: int, timeout: float, log: Callable[[str], None]) -> WorkerFigures:
+    """`count` no-op tasks preloaded on the webhooks queue, drained by the same worker command."""
     log(f"baseline: {count} no-op tasks on queue '{QUEUE}', same worker command")
     for n in range(count):
         noop.apply_async(args=(n,), retry=False)
@@ -361,4 +367,4 @@ def e2e_phase(options: Options, log: Callable[[str], None]) -> tuple[WorkerFigur
 
     baseline = drain("noop", count, tasks_done, poll=0.0, timeout=timeout)
     infra.redis_clean()
-    return mendhook, baseline, checks
+    return baseline
