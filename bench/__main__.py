@@ -27,7 +27,7 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per HTTP target")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     parser.add_argument("--intake-pool", type=int, default=30_000, help="presigned intake requests")
-    parser.add_argument("--only", choices=["intake", "e2e", "retention", "million"], help="run one part")
+    parser.add_argument("--only", choices=["intake", "e2e", "workflows", "retention", "million"], help="run one part")
     parser.add_argument(
         "--brokers", default="redis,rabbitmq", help="brokers end to end runs on, comma-separated (redis, rabbitmq)"
     )
@@ -101,6 +101,8 @@ def main(argv: Sequence[str]) -> int:
         if args.only in (None, "e2e"):
             for broker in args.brokers.split(","):
                 rows += e2e_rows(options, broker, checks, notes)
+        if args.only in (None, "workflows"):
+            rows += workflows_rows(options, checks, notes)
         if args.only in (None, "retention"):
             rows += retention_rows(options, checks, notes)
         if args.only in (None, "million"):
@@ -156,6 +158,42 @@ def e2e_rows(options: "phases.Options", broker: str, checks: list[str], notes: l
         f"{e2e.child_peak_rss_mb:.1f} MB peak",
     ]
     return rows
+
+
+def workflows_rows(options: "phases.Options", checks: list[str], notes: list[str]) -> list[report.Row]:
+    from bench import workflows
+
+    figures, noop_tasks, workflow_checks = workflows.workflows_phase(options, log)
+    checks += workflow_checks
+    notes += [
+        f"workflows: {figures.count} runs in {figures.seconds:.1f}s with {figures.dispatch_calls} dispatcher calls "
+        f"(every {workflows.DISPATCH_INTERVAL_SECONDS:g}s, as beat); no-op: {noop_tasks.count} tasks in "
+        f"{noop_tasks.seconds:.1f}s",
+        f"workflows: worker CPU (main + pool) {figures.cpu_ms_per_run:.2f} ms/run vs "
+        f"{noop_tasks.cpu_ms_per_item:.2f} ms/no-op task",
+        "workflows: due-to-executing latency is StepExecution.started_at - the run's next_action_at; burst: all "
+        f"{figures.count} due at once (queueing behind each other); paced: {figures.paced_count} runs falling due "
+        "one after another at half the measured run rate",
+    ]
+    return [
+        report.bar_row(
+            "workflows (1-step update_lead runs/s vs no-op tasks/s)",
+            figures.rate,
+            noop_tasks.rate,
+            "/s",
+            report.WORKFLOWS_RATIO_BAR,
+        ),
+        report.Row(
+            "workflow due-to-executing, paced (p50 / p99)",
+            f"{figures.paced_p50_ms:.0f} / {figures.paced_p99_ms:.0f} ms",
+            "-", "-", "-", "",
+        ),
+        report.Row(
+            f"workflow due-to-executing, burst of {figures.count} (p50 / p99)",
+            f"{figures.burst_p50_ms / 1000:.1f} / {figures.burst_p99_ms / 1000:.1f} s",
+            "-", "-", "-", "",
+        ),
+    ]  # fmt: skip
 
 
 def retention_rows(options: "phases.Options", checks: list[str], notes: list[str]) -> list[report.Row]:

@@ -366,14 +366,23 @@ def e2e_phase(
     checks = [f"{e2e_verify(count)} ({on.name})"]
 
     on.clean()
+    baseline = noop_baseline(count, timeout, log, broker=broker)
+    return mendhook, baseline, checks
+
+
+def noop_baseline(count: int, timeout: float, log: Callable[[str], None], broker: str = "redis") -> WorkerFigures:
+    """`count` no-op tasks preloaded on the webhooks queue of `broker`, drained by the same worker
+    command: the ceiling the end-to-end and workflows phases are compared with."""
+    on = BROKERS[broker]()
+    on.clean()
     log(f"baseline on {on.name}: {count} no-op tasks on queue '{QUEUE}', same worker command")
     with on.publishing():
         for n in range(count):
             noop.apply_async(args=(n,), retry=False)
     if on.waiting() != count:
         raise BenchFailure(f"no-op messages are not all in {on.name}")
-    name = f"noop{suffix}"
+    name = "noop" if broker == "redis" else f"noop-{broker}"
     tasks_done = on.noop_progress(count, infra.LOG_DIR / f"worker-{name}.log")
     baseline = drain(name, count, tasks_done, poll=0.0, timeout=timeout, waiting=on.waiting, env=on.worker_env)
     on.clean()
-    return mendhook, baseline, checks
+    return baseline

@@ -11,6 +11,8 @@ INTAKE_RATIO_BAR = 0.12
 E2E_RATIO_BAR = 0.15
 # Intake while retention purges 1,000,000 expired events, against intake without it.
 RETENTION_RATIO_BAR = 0.8
+# Due workflow runs (one update_lead step) executed, against no-op tasks on the same worker.
+WORKFLOWS_RATIO_BAR = 0.25
 WORKER_RSS_BAR_MB = 200.0
 # With 1,000,000 events (bench/million.py): median latency of one sequential GET.
 ADMIN_PAGE_BAR_MS = 500.0

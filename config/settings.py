@@ -418,6 +418,9 @@ TWILIO_BASE_URL = env.str("TWILIO_BASE_URL", default="https://api.twilio.com")
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="")
 TWILIO_FROM_NUMBER = env.str("TWILIO_FROM_NUMBER", default="")
+# The workflow email step sends through Django's email backend: SMTP unless set (the demo of
+# `make run` uses the console backend, so its emails show in the worker's log).
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
 
 # --- Circuit breakers and rate limits (webhooks_app.breakers, webhooks_app.rate_limits) ---------
 # Their state lives in Redis so every web and worker process shares it; short timeouts, because

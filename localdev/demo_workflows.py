@@ -1,16 +1,24 @@
 """The demo's outreach side: leads, two workflows that between them use every failure strategy,
-and dispositions whose actions start and stop them.
+dispositions whose actions start and stop them, and the Retell and Vapi sources their call
+webhooks arrive through.
 
 The sandbox providers (localdev.sandbox_providers) pick their behaviour by the lead's phone's
-last digit: 7 is down for good, 3 fails twice and then works, anything else works. So the leads
-below end up, once the workers have run, in every state a run can be in.
+last digit: 7 is down for good, 9 has its calls fail, 3 fails twice and then works, anything
+else works. So the leads below end up, once the workers have run, in every state a run can be in.
+
+So that all of it shows within a minute or two, the demo organization retries a failed step
+after one minute at any hour (its business hours are the whole week); the production defaults
+stay the seed's (one hour, 9:00-17:00 Monday to Friday).
 """
 
+import secrets
 from dataclasses import dataclass
+from datetime import time
 
 from django.db import transaction
 
-from webhooks_app.models import Organization
+from webhooks_app.models import Organization, SigningScheme, Source, SourceKind
+from webhooks_app.models.sources import signing_secret_entries_for
 from workflows_app.models import (
     ActionType,
     Disposition,
@@ -26,7 +34,8 @@ from workflows_app.models import (
 LEADS = [
     ("Ada Lovelace", "+14155552671", "ada@example.com"),  # everything works: completed
     ("Grace Hopper", "+14155552673", "grace@example.com"),  # flaky: transient retries, completed
-    ("Alan Turing", "+14155552677", "alan@example.com"),  # providers down: skipped, failed, review
+    ("Alan Turing", "+14155552677", "alan@example.com"),  # providers down: retrying, then review
+    ("Katherine Johnson", "+14155552679", "katherine@example.com"),  # calls fail: the call step skipped
     ("Edsger Dijkstra", "+14155552681", ""),  # no email: the email step is refused before start
     ("Barbara Liskov", "555-0199", "barbara@example.com"),  # invalid phone: blocked before start
 ]
@@ -46,6 +55,11 @@ CALLBACK_STEPS = [
 
 NEW_LEAD = "New lead outreach"
 CALLBACK = "Requested callback"
+# The demo's retry delay of every step, in minutes (the model's default is the seed's 60).
+DEMO_RETRY_DELAY_MINUTES = 1
+
+RETELL_SOURCE = "retell-demo"
+VAPI_SOURCE = "vapi-demo"
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,8 @@ class OutreachSetup:
     leads: list[Lead]
     new_lead: Workflow
     callback: Workflow
+    retell_source: Source
+    vapi_source: Source
 
 
 def _workflow(organization: Organization, name: str, description: str, steps: list[tuple]) -> Workflow:  # type: ignore[type-arg]
@@ -69,14 +85,49 @@ def _workflow(organization: Organization, name: str, description: str, steps: li
                 "config": config,
                 "failure_strategy": FailureStrategy(strategy),
                 "max_retries": max_retries,
+                "retry_delay_minutes": DEMO_RETRY_DELAY_MINUTES,
             },
         )
     return workflow
 
 
+def _around_the_clock(organization: Organization) -> None:
+    organization.business_hours_start = time(0, 0)
+    organization.business_hours_end = time(23, 59, 59, 999999)
+    organization.business_days = list(range(7))
+    organization.full_clean()
+    organization.save(update_fields=["business_hours_start", "business_hours_end", "business_days"])
+
+
+def _call_sources(organization: Organization, retell_api_key: str) -> tuple[Source, Source]:
+    # Retell signs its webhooks with the account's API key, so the key the call steps use is
+    # the source's secret; Vapi sends its server secret as it is.
+    retell, _ = Source.objects.get_or_create(
+        slug=RETELL_SOURCE,
+        defaults={
+            "organization": organization,
+            "kind": SourceKind.RETELL,
+            "signing_scheme": SigningScheme.RETELL,
+            "signing_secret_entries": signing_secret_entries_for(retell_api_key or secrets.token_hex(32)),
+        },
+    )
+    vapi, _ = Source.objects.get_or_create(
+        slug=VAPI_SOURCE,
+        defaults={
+            "organization": organization,
+            "kind": SourceKind.VAPI,
+            "signing_scheme": SigningScheme.VAPI_SECRET,
+            "signing_secret_entries": signing_secret_entries_for(secrets.token_hex(32)),
+        },
+    )
+    return retell, vapi
+
+
 @transaction.atomic
-def outreach_load(*, organization: Organization) -> OutreachSetup:
-    """Idempotent, like demo_load."""
+def outreach_load(*, organization: Organization, retell_api_key: str = "") -> OutreachSetup:
+    """Idempotent, like demo_load. `retell_api_key` (the key the call steps send) becomes the
+    Retell source's secret when the source is created; without one it gets a key of its own."""
+    _around_the_clock(organization)
     leads = []
     for name, phone, email in LEADS:
         lead, _ = Lead.objects.get_or_create(
@@ -86,7 +137,8 @@ def outreach_load(*, organization: Organization) -> OutreachSetup:
     new_lead = _workflow(organization, NEW_LEAD, "Text, call, wait, email and mark the lead contacted.", NEW_LEAD_STEPS)
     callback = _workflow(organization, CALLBACK, "Call back a lead who asked for it.", CALLBACK_STEPS)
     _dispositions(organization, callback)
-    return OutreachSetup(leads=leads, new_lead=new_lead, callback=callback)
+    retell, vapi = _call_sources(organization, retell_api_key)
+    return OutreachSetup(leads=leads, new_lead=new_lead, callback=callback, retell_source=retell, vapi_source=vapi)
 
 
 def _dispositions(organization: Organization, callback: Workflow) -> None:

@@ -2,12 +2,14 @@
 state and a fallback disposition without any account. config/urls.py mounts them under
 /sandbox/ only when DEMO_SANDBOX is on.
 
-The lead's phone number picks the behaviour, by its last digit: 7, the provider is down for good
-(503); 3, each request fails twice with 500 and then succeeds; otherwise it works. Requests are
+The lead's phone number picks the behaviour, by its last digit: 7, both providers are down for
+good (503); 9, only the voice provider is down (so an SMS goes out and the call step fails); 3,
+each request fails twice with 500 and then succeeds; otherwise it works. Requests are
 deduplicated by their Idempotency-Key, as the real providers do, so a re-executed step answers
 with the call or message it made the first time.
 
-The analysis endpoint answers like an OpenAI-compatible chat completion. A transcript that
+The analysis endpoint answers like an OpenAI-compatible chat completion. It reads only the user
+message (the transcript): the system prompt lists every disposition name. A transcript that
 mentions "garbled" gets an answer that is not JSON (the fallback disposition's case).
 """
 
@@ -21,9 +23,9 @@ from django.views.decorators.csrf import csrf_exempt
 from localdev.sandbox import sandbox_counter, sandbox_redis, scripted_failure
 
 
-def _scripted(number: str, key: str) -> JsonResponse | None:
+def _scripted(number: str, key: str, *, down_digits: str) -> JsonResponse | None:
     digits = "".join(ch for ch in number if ch.isdigit())
-    if digits.endswith("7"):
+    if digits[-1:] and digits[-1] in down_digits:
         return scripted_failure(503, "service unavailable", matter_id=number)
     if digits.endswith("3") and sandbox_counter(f"provider:{key}") <= 2:
         return scripted_failure(500, "internal error", matter_id=number)
@@ -50,7 +52,7 @@ def create_phone_call(request: HttpRequest) -> JsonResponse:
     except (ValueError, KeyError, TypeError):
         return JsonResponse({"error_message": "to_number is required"}, status=400)
     key = request.headers.get("Idempotency-Key", "")
-    failure = _scripted(to_number, key)
+    failure = _scripted(to_number, key, down_digits="79")
     if failure is not None:
         return failure
     call_id = _once(key, "call_")
@@ -66,17 +68,19 @@ def create_message(request: HttpRequest, account_sid: str) -> JsonResponse:
     if not to_number or not request.POST.get("Body"):
         return JsonResponse({"code": 21604, "message": "A 'To' phone number and a 'Body' are required."}, status=400)
     key = request.headers.get("Idempotency-Key", "") or request.headers.get("I-Twilio-Idempotency-Token", "")
-    failure = _scripted(to_number, key)
+    failure = _scripted(to_number, key, down_digits="7")
     if failure is not None:
         return failure
     return JsonResponse({"sid": _once(key, "SM"), "status": "queued", "to": to_number}, status=201)
 
 
+# The first phrase the transcript contains wins, so the narrower ones come first.
 DISPOSITION_WORDS = [
     ("not interested", "Not Interested"),
-    ("interested", "Interested"),
-    ("voicemail", "Voicemail"),
+    ("wrong number", "Wrong Number"),
     ("call me back", "Callback Requested"),
+    ("voicemail", "Voicemail"),
+    ("interested", "Interested"),
 ]
 
 
@@ -84,7 +88,7 @@ DISPOSITION_WORDS = [
 def chat_completions(request: HttpRequest) -> JsonResponse:
     try:
         body = json.loads(request.body)
-        prompt = " ".join(str(m.get("content", "")) for m in body["messages"]).lower()
+        prompt = " ".join(str(m.get("content", "")) for m in body["messages"] if m.get("role") == "user").lower()
     except (ValueError, KeyError, TypeError, AttributeError):
         return JsonResponse({"error": {"message": "messages are required"}}, status=400)
     if "garbled" in prompt:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from webhooks_app.models import (
     TaskTemplate,
     WebhookEvent,
 )
+from workflows_app.models import Disposition, Lead, Workflow, WorkflowRun, WorkflowStep
+from workflows_app.services.strategies import business_hours_of
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +39,10 @@ def run(*args: str, **options: Any) -> str:
 
 def counts() -> tuple[int, ...]:
     return tuple(m.objects.count() for m in (Organization, Source, TaskTemplate, AssigneeRule))
+
+
+def outreach_counts() -> tuple[int, ...]:
+    return tuple(m.objects.count() for m in (Lead, Workflow, WorkflowStep, Disposition))
 
 
 # --- create_source ---------------------------------------------------------------------------
@@ -143,13 +150,38 @@ def test_it_loads_the_demo_once_and_keeps_its_secrets_when_run_again(db: None) -
 
     second = run("load_demo", "--sandbox-url", "http://127.0.0.1:9999/sandbox/clio/")
 
-    assert counts() == counts_first == (1, 2, 10, 4)
+    assert counts() == counts_first == (1, 4, 10, 4)
+    assert outreach_counts() == (6, 2, 7, 7)
     assert {s.slug: s.signing_secrets for s in Source.objects.all()} == secrets_first
-    for secret in (s[0] for s in secrets_first.values()):
-        assert secret in first
-        assert secret in second
+    for slug, secrets in secrets_first.items():
+        # The Retell source's secret is the Retell API key: never printed.
+        printed = slug != "retell-demo"
+        assert (secrets[0] in first, secrets[0] in second) == (printed, printed)
+    assert "secret: the Retell API key (RETELL_API_KEY)" in first
     sandbox = Source.objects.get(slug="clio-sandbox")
     assert sandbox.connector_base_url == "http://127.0.0.1:9999/sandbox/clio"
+
+
+def test_the_demo_retell_source_verifies_with_the_retell_api_key_the_call_steps_send(db: None, settings: Any) -> None:
+    settings.RETELL_API_KEY = "key_demo_0123456789"
+
+    run("load_demo")
+
+    retell = Source.objects.get(slug="retell-demo")
+    assert (retell.kind, retell.signing_scheme) == ("retell", SigningScheme.RETELL)
+    assert retell.signing_secrets == ["key_demo_0123456789"]
+    assert Source.objects.get(slug="vapi-demo").signing_scheme == SigningScheme.VAPI_SECRET
+
+
+def test_the_demo_organization_retries_after_a_minute_at_any_hour(db: None) -> None:
+    run("load_demo")
+
+    organization = Organization.objects.get(slug="demo-law")
+    sunday_night = datetime(2026, 1, 4, 23, 30, tzinfo=UTC)
+    assert business_hours_of(organization).is_open(sunday_night)
+    assert set(WorkflowStep.objects.values_list("retry_delay_minutes", flat=True)) == {1}
+    # Only the demo's: a new organization keeps the seed's hours.
+    assert not business_hours_of(Organization.objects.create(slug="other", name="Other")).is_open(sunday_night)
 
 
 def test_it_rejects_a_sandbox_url_that_is_not_http(db: None) -> None:
@@ -172,7 +204,7 @@ def demo_sources(transactional_db: None) -> Iterator[None]:
 def test_it_sends_the_demo_mix_and_the_redelivery_answers_200_duplicate(live_server: Any, demo_sources: None) -> None:
     out = run("send_sample_webhooks", "--count", "20", "--url", live_server.url)
 
-    events = list(WebhookEvent.objects.select_related("source"))
+    events = list(WebhookEvent.objects.select_related("source").filter(source__kind="clio"))
     assert len(events) == 20  # the redelivery made no second row
     mix = Counter(
         (e.source.slug, e.payload["data"]["location"] if e.source.slug == "clio-demo" else e.entity_id[-1])
@@ -190,6 +222,29 @@ def test_it_sends_the_demo_mix_and_the_redelivery_answers_200_duplicate(live_ser
     assert "202 accepted: 20" in out
     assert "200 duplicate: 1" in out
     assert "errors: 0" in out
+
+
+def test_it_starts_the_demo_runs_and_sends_signed_call_webhooks(live_server: Any, demo_sources: None) -> None:
+    out = run("send_sample_webhooks", "--count", "1", "--url", live_server.url)
+
+    runs = WorkflowRun.objects.select_related("lead", "workflow")
+    assert sorted(r.lead.name for r in runs) == ["Ada Lovelace", "Alan Turing", "Grace Hopper", "Katherine Johnson"]
+    assert {r.workflow.name for r in runs} == {"New lead outreach"}
+    # Refused by run_start itself, with its reasons.
+    assert "Edsger Dijkstra    refused: lead 'Edsger Dijkstra' has no email address" in out
+    assert "Barbara Liskov     refused: lead 'Barbara Liskov': phone '555-0199' is not a phone number" in out
+    calls = Counter(
+        (e.source.slug, e.event_type)
+        for e in WebhookEvent.objects.select_related("source").exclude(source__kind="clio")
+    )
+    # Accepted: each signature verified against the source's own secret.
+    assert calls == {
+        ("retell-demo", "call_ended"): 2,
+        ("retell-demo", "call_analyzed"): 2,
+        ("vapi-demo", "end-of-call-report"): 2,
+    }
+    assert "sent 6 call webhooks for 4 calls; 202 accepted: 6" in out
+    assert "workflow runs (status/step status): active/pending 4" in out
 
 
 def test_it_tells_to_run_load_demo_when_the_demo_sources_are_missing(db: None) -> None:

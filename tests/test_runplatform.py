@@ -178,7 +178,7 @@ def events_by_kind(database: Path) -> dict[str, list[tuple[str, int, str]]]:
     with sqlite3.connect(database) as db:
         rows = db.execute(
             "SELECT s.slug, e.payload, e.status, e.tasks_failed, e.failure_details "
-            "FROM webhooks_app_webhookevent e JOIN webhooks_app_source s ON s.id = e.source_id"
+            "FROM webhooks_app_webhookevent e JOIN webhooks_app_source s ON s.id = e.source_id WHERE s.kind = 'clio'"
         ).fetchall()
     found: dict[str, list[tuple[str, int, str]]] = {}
     for slug, payload, status, failed, details in rows:
@@ -221,6 +221,14 @@ def test_it_runs_the_whole_platform_and_stops_every_process_on_ctrl_c(var_dir: P
         assert sent.returncode == 0, sent.stdout + sent.stderr + output()
         assert "202 accepted: 3" in sent.stdout
         assert "200 duplicate: 1" in sent.stdout
+        # The workflow connectors reach the sandbox providers on the web port (runplatform's demo
+        # environment): the call step fails for the 9 number and is skipped, the analysis
+        # answers, and a garbled transcript falls back.
+        assert "Katherine Johnson  New lead outreach" in sent.stdout
+        assert "2 call skipped" in sent.stdout, sent.stdout
+        assert "Callback Requested (0.92)" in sent.stdout, sent.stdout
+        assert "[fallback: AI analysis failed]" in sent.stdout, sent.stdout
+        assert "Barbara Liskov     start_workflow      failed" in sent.stdout, sent.stdout
         events = events_by_kind(var_dir / "mendhook.sqlite3")
         assert events == {
             "clio-demo/miami": [("succeeded", 0, "")],

@@ -29,6 +29,11 @@ from localdev.supervisor import (
     redis_urls,
 )
 
+# The demo's sender numbers and Twilio account: fictional, the sandbox accepts any.
+DEMO_RETELL_FROM_NUMBER = "+14155550100"
+DEMO_TWILIO_FROM_NUMBER = "+14155550101"
+DEMO_TWILIO_ACCOUNT_SID = "AC" + "0" * 30 + "de"
+
 
 @dataclass
 class Plan:
@@ -58,6 +63,8 @@ class Platform:
         env.setdefault("STATIC_ROOT", str(self.var / "static"))
         env.setdefault("WEB_CONCURRENCY", "2")
         env["GUNICORN_BIND"] = f"127.0.0.1:{self.plan.web_port}"
+        if env["DEMO_SANDBOX"].lower() in ("1", "true", "yes", "on"):
+            self._demo_providers(env)
         if not env.get("DATABASE_URL"):
             # Spelled out so the database follows MENDHOOK_VAR_DIR even where settings do not.
             env["DATABASE_URL"] = f"sqlite:///{self.var / 'mendhook.sqlite3'}"
@@ -73,6 +80,28 @@ class Platform:
             env.setdefault("CELERY_BROKER_URL", broker_url)
         port_check(self.plan.web_port, "--web-port")
         port_check(self.plan.flower_port, "--flower-port")
+
+    def _demo_providers(self, env: dict[str, str]) -> None:
+        """Point the workflow connectors at the sandbox providers on the web port, unless the
+        environment names real ones. The demo's Retell API key is made once and kept in var/:
+        the call steps send it and the retell-demo source verifies webhooks with it."""
+        sandbox = f"http://127.0.0.1:{self.plan.web_port}/sandbox"
+        env.setdefault("RETELL_BASE_URL", f"{sandbox}/retell")
+        if not env.get("RETELL_API_KEY"):
+            env["RETELL_API_KEY"], _ = read_or_create(
+                self.var / "retell_api_key", lambda: f"key_{secrets.token_hex(16)}"
+            )
+        env.setdefault("RETELL_FROM_NUMBER", DEMO_RETELL_FROM_NUMBER)
+        env.setdefault("TWILIO_BASE_URL", f"{sandbox}/twilio")
+        env.setdefault("TWILIO_ACCOUNT_SID", DEMO_TWILIO_ACCOUNT_SID)
+        env.setdefault("TWILIO_AUTH_TOKEN", "demo-auth-token")
+        env.setdefault("TWILIO_FROM_NUMBER", DEMO_TWILIO_FROM_NUMBER)
+        env.setdefault("ANALYSIS_BASE_URL", f"{sandbox}/analysis/v1")
+        # The workflows' email step: to the worker's log instead of an SMTP server on port 25.
+        env.setdefault("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+        # Breakers open as in production (the sandbox's down numbers trip them) but close again
+        # after 15 s instead of 60, so the demo's flaky leads finish within a minute or two.
+        env.setdefault("BREAKER_RESET_SECONDS", "15")
 
     def _external_redis_check(self, url: str) -> None:
         import redis
@@ -206,7 +235,7 @@ class Platform:
         web = f"http://127.0.0.1:{self.plan.web_port}"
         password_file = self.var / "admin_password"
         flower_auth = "FLOWER_BASIC_AUTH" if self.flower_auth_from_env else f"{ADMIN_USERNAME} + {password_file}"
-        sample = ".venv/bin/python manage.py send_sample_webhooks --count 50"
+        sample = ".venv/bin/python manage.py send_sample_webhooks --count 50 --wait 180"
         if self.plan.web_port != 8000:
             sample += f" --url {web}"
         lines = [

@@ -1,4 +1,5 @@
-"""Send signed demo webhooks that show every outcome: success, partial failure, retry, dead letter."""
+"""Send signed demo webhooks that show every outcome: success, partial failure, retry, dead letter;
+start the demo leads' workflow runs and send call webhooks whose dispositions run actions."""
 
 import json
 import logging
@@ -16,10 +17,13 @@ from django.db.models import Q
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from localdev import demo_calls
 from localdev.demo import EVENT_TYPE, STAGE
 from webhooks_app.models import EventStatus, Source, WebhookEvent
+from workflows_app.models import Lead
 
 LOCAL, SANDBOX = "clio-demo", "clio-sandbox"
+SOURCES = (LOCAL, SANDBOX, *demo_calls.CALL_SOURCES)
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,10 @@ def signed_headers(secret: str, msg_id: str, body: bytes) -> dict[str, str]:
 
 
 class Command(BaseCommand):
-    help = "Send signed matter.stage_changed webhooks to the demo sources (run load_demo first)."
+    help = (
+        "Send signed matter.stage_changed webhooks to the demo Clio sources, start the demo leads' "
+        "workflow runs and send Retell and Vapi call webhooks (run load_demo first)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--count", type=int, default=50, help="number of distinct events (default 50)")
@@ -97,8 +104,8 @@ class Command(BaseCommand):
             raise CommandError("--count must be at least 1")
         if wait < 0:
             raise CommandError("--wait cannot be negative")
-        sources = {s.slug: s for s in Source.objects.filter(slug__in=[LOCAL, SANDBOX])}
-        missing = sorted({LOCAL, SANDBOX} - sources.keys())
+        sources = {s.slug: s for s in Source.objects.filter(slug__in=SOURCES)}
+        missing = sorted(set(SOURCES) - sources.keys())
         if missing:
             raise CommandError(f"source(s) {', '.join(missing)} not found: run `manage.py load_demo` first")
 
@@ -124,8 +131,25 @@ class Command(BaseCommand):
                     errors.append(f"{response.status_code} from /webhooks/{source.slug}/: {response.text[:200]}")
 
         self._summary(url, samples, redeliveries, statuses, errors)
+        started_at = timezone.now()
+        organization_id = sources[LOCAL].organization_id
+        self.stdout.write("workflow runs of 'New lead outreach':")
+        for line in demo_calls.runs_start(organization_id=organization_id):
+            self.stdout.write(line)
+        call_ids = self._calls_send(url, sources, organization_id, errors)
         if wait:
-            self._outcomes_wait(samples, wait)
+            # One deadline for both: --wait bounds the whole command.
+            deadline = time.monotonic() + wait
+            self._workflows_wait(organization_id, started_at, call_ids, deadline)
+            self._outcomes_wait(samples, wait, deadline)
+        for line in demo_calls.outcomes_describe(organization_id=organization_id, since=started_at, call_ids=call_ids):
+            self.stdout.write(line)
+        if wait:
+            # Not finished yet, e.g. waiting for a retry due after --wait ran out.
+            far = timezone.now() + timedelta(days=3650)
+            still = demo_calls.moving_runs(organization_id=organization_id, since=started_at, horizon=far)
+            if still:
+                self.stdout.write(f"  {still} run(s) still active after {wait:g} s")
         if errors:
             hint = ""
             if any(e.startswith(("401", "404")) for e in errors):
@@ -139,6 +163,42 @@ class Command(BaseCommand):
         except httpx.TransportError as exc:
             raise CommandError(f"cannot reach {url} ({exc!r}): is the platform running (make run)?") from None
 
+    def _calls_send(self, url: str, sources: dict[str, Source], organization_id: int, errors: list[str]) -> list[str]:
+        leads = {lead.name: lead for lead in Lead.objects.filter(organization_id=organization_id)}
+        samples = demo_calls.call_samples_plan(leads)
+        statuses: Counter[int] = Counter()
+        with httpx.Client(base_url=url, timeout=10) as client:
+            for sample in samples:
+                source = sources[sample.script.source]
+                for body in sample.bodies:
+                    try:
+                        response = client.post(
+                            f"/webhooks/{source.slug}/", content=body, headers=demo_calls.headers_for(source, body)
+                        )
+                    except httpx.TransportError as exc:
+                        raise CommandError(
+                            f"cannot reach {url} ({exc!r}): is the platform running (make run)?"
+                        ) from None
+                    statuses[response.status_code] += 1
+                    if response.status_code != 202:
+                        errors.append(f"{response.status_code} from /webhooks/{source.slug}/: {response.text[:200]}")
+        sent = sum(statuses.values())
+        self.stdout.write(f"sent {sent} call webhooks for {len(samples)} calls; 202 accepted: {statuses[202]}")
+        for sample in samples:
+            self.stdout.write(f"  {sample.script.lead:<18} {sample.script.label}")
+        return [sample.call_id for sample in samples]
+
+    def _workflows_wait(self, organization_id: int, since: datetime, call_ids: list[str], deadline: float) -> None:
+        # A step due after we stop waiting is as far as this run will see that run go.
+        horizon = timezone.now() + timedelta(seconds=max(0.0, deadline - time.monotonic()))
+
+        def moving() -> int:
+            runs = demo_calls.moving_runs(organization_id=organization_id, since=since, horizon=horizon)
+            return runs + demo_calls.moving_calls(call_ids)
+
+        while moving() and time.monotonic() < deadline:
+            time.sleep(1)
+
     def _summary(
         self, url: str, samples: list[Sample], redeliveries: list[Sample], statuses: Counter[int], errors: list[str]
     ) -> None:
@@ -150,10 +210,9 @@ class Command(BaseCommand):
         for error in errors[:5]:
             self.stdout.write(f"  error: {error}")
 
-    def _outcomes_wait(self, samples: list[Sample], wait: float) -> None:
+    def _outcomes_wait(self, samples: list[Sample], wait: float, deadline: float) -> None:
         ids = [s.event_id for s in samples if s.event_id]
-        deadline = time.monotonic() + wait
-        retry_horizon = timezone.now() + timedelta(seconds=wait)
+        retry_horizon = timezone.now() + timedelta(seconds=max(0.0, deadline - time.monotonic()))
         # A retry due after we stop waiting is as far as this run will see that event go.
         moving = Q(status__in=MOVING) | Q(status=EventStatus.RETRY_SCHEDULED, next_retry_at__lte=retry_horizon)
         pending = WebhookEvent.objects.filter(moving, id__in=ids).count()
