@@ -15,7 +15,8 @@ import jsonschema
 from django.conf import settings
 from jsonschema.exceptions import best_match
 
-from webhooks_app.errors import ErrorCode
+from webhooks_app.breakers import breaker_call
+from webhooks_app.errors import ErrorCode, ProcessingError
 
 SENTIMENTS = ["positive", "neutral", "negative"]
 
@@ -95,6 +96,28 @@ def _content(response: httpx.Response) -> str:
     return content
 
 
+SYSTEM = "analysis"
+
+
+def _post(url: str, request: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+    """One request; outages raise the codes the breaker counts (timeouts, connections, 5xx)."""
+    try:
+        response = _client().post(url, json=request, headers=headers, timeout=settings.ANALYSIS_TIMEOUT_SECONDS)
+    except httpx.TimeoutException as exc:
+        raise ProcessingError(f"the analysis endpoint timed out: {exc!r}", code=ErrorCode.TIMEOUT) from exc
+    except httpx.TransportError as exc:
+        raise ProcessingError(f"the analysis endpoint is unreachable: {exc!r}", code=ErrorCode.CONNECTION) from exc
+    if response.status_code == 429:
+        raise ProcessingError("the analysis endpoint rate-limited the request (429)", code=ErrorCode.RATE_LIMITED)
+    if response.status_code >= 500:
+        raise ProcessingError(f"the analysis endpoint failed: {response.status_code}", code=ErrorCode.PROVIDER_FAILED)
+    if response.status_code >= 400:
+        raise ProcessingError(
+            f"the analysis endpoint refused the request: {response.status_code}", code=ErrorCode.DOWNSTREAM_REJECTED
+        )
+    return response
+
+
 def analysis_request(*, transcript: str, duration_seconds: float | None, dispositions: list[str]) -> Analysis:
     """Ask the model once. Raises AnalysisFailed; never retries (the fallback is the answer to a
     failure, and a redelivered webhook does not ask again once the call has an analysis)."""
@@ -112,24 +135,11 @@ def analysis_request(*, transcript: str, duration_seconds: float | None, disposi
         ],
     }
     try:
-        response = _client().post(
-            f"{base_url}/chat/completions",
-            json=request,
-            headers=headers,
-            timeout=settings.ANALYSIS_TIMEOUT_SECONDS,
-        )
-    except httpx.TimeoutException as exc:
-        raise AnalysisFailed(f"the analysis endpoint timed out: {exc!r}", code=ErrorCode.TIMEOUT) from exc
-    except httpx.TransportError as exc:
-        raise AnalysisFailed(f"the analysis endpoint is unreachable: {exc!r}", code=ErrorCode.CONNECTION) from exc
-    if response.status_code == 429:
-        raise AnalysisFailed("the analysis endpoint rate-limited the request (429)", code=ErrorCode.RATE_LIMITED)
-    if response.status_code >= 500:
-        raise AnalysisFailed(f"the analysis endpoint failed: {response.status_code}", code=ErrorCode.CLIO_API_FAILED)
-    if response.status_code >= 400:
-        raise AnalysisFailed(
-            f"the analysis endpoint refused the request: {response.status_code}", code=ErrorCode.DOWNSTREAM_REJECTED
-        )
+        # Through the analysis endpoint's breaker, shared by every worker: while it is down,
+        # calls fail fast (and the call gets the fallback disposition at once).
+        response = breaker_call(SYSTEM, _post, f"{base_url}/chat/completions", request, headers)
+    except ProcessingError as exc:
+        raise AnalysisFailed(exc.message, code=exc.code) from exc
     content = _content(response)
     try:
         answer = json.loads(content)
