@@ -4,6 +4,7 @@ The embedded default (no variables set) is SQLite under var/ and a Redis that `m
 starts itself; production sets DATABASE_URL and REDIS_URL.
 """
 
+import re
 from pathlib import Path
 
 import django_stubs_ext
@@ -323,11 +324,20 @@ if SENTRY_DSN:
     from sentry_sdk.integrations.celery import CeleryIntegration
     from sentry_sdk.integrations.django import DjangoIntegration
 
+    # Sentry Crons monitors whole-minute schedules only: the seconds-apart dispatchers and sweeps
+    # are left out (they would log a warning on every tick); readiness watches them through
+    # beat's heartbeat instead.
+    SENTRY_CRONS_EXCLUDED = [
+        f"^{re.escape(name)}$" for name, entry in BEAT_SCHEDULE.items() if float(entry["schedule"]) % 60
+    ]
     sentry_sdk.init(
         dsn=SENTRY_DSN,
         # monitor_beat_tasks: each beat job becomes a Sentry Cron monitor (check-ins from the
         # worker that runs it), so a job that stops running or keeps failing is reported.
-        integrations=[DjangoIntegration(), CeleryIntegration(monitor_beat_tasks=True)],
+        integrations=[
+            DjangoIntegration(),
+            CeleryIntegration(monitor_beat_tasks=True, exclude_beat_tasks=SENTRY_CRONS_EXCLUDED),
+        ],
         environment=env.str("SENTRY_ENVIRONMENT", default="production"),
         traces_sample_rate=env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0),
         send_default_pii=False,
