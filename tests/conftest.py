@@ -20,7 +20,7 @@ from tests.support.fake_providers_calls import FakeAnalysis
 from tests.support.outbound import Receiver
 from tests.support.rabbitmq import RabbitMQ, RabbitMQUnavailable, rabbitmq_for
 from tests.support.signing import encode, standard_headers
-from tests.support.worker import WorkerProcess, clean_redis, purge_queues, worker_env
+from tests.support.worker import WorkerProcess, clean_redis, private_broker, purge_queues, worker_env
 from webhooks_app.models import ConnectorKind, Organization, Source
 
 
@@ -55,11 +55,10 @@ def post_webhook(client: Client) -> Callable[..., Any]:
 
 @pytest.fixture
 def broker() -> Iterator[Callable[[], int]]:
-    """The test broker's processing queue, emptied before and after; call it for its length."""
-    purge_queues()
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    yield lambda: int(client.llen(Queue.WEBHOOKS.value))
-    purge_queues()
+    """A broker of this test's own, its processing queue empty; call it for its length. No worker
+    reads it (a running session worker would take what the test means to count)."""
+    with private_broker() as client:
+        yield lambda: int(client.llen(Queue.WEBHOOKS.value))
 
 
 # --- Third-party fakes and the real worker (integration tests) ------------------------------

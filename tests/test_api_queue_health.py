@@ -18,7 +18,7 @@ from tests.support.api import api_for
 from tests.support.events import make_event
 from tests.support.signing import matter_payload
 from tests.support.waiting import wait_for
-from tests.support.worker import purge_queues
+from tests.support.worker import purge_queues, sibling_redis_url
 from webhooks_app.models import EventStatus, WebhookEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_api_cache")]
@@ -149,7 +149,7 @@ def test_it_uses_delivery_stats_groups_and_denominator(source):
 
 
 def test_it_counts_messages_delivered_to_a_worker_but_not_acknowledged(organization, broker):
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(sibling_redis_url(settings.REDIS_URL))  # the `broker` fixture's
     # What kombu's Redis transport writes when it hands a message to a consumer (acks_late).
     held = {
         "tag-1": dumps([{"body": ""}, "webhooks", "webhooks"]),

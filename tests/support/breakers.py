@@ -69,6 +69,6 @@ def breakers_forget() -> None:
     processes, so one a test opened would otherwise still be open for the next test's health,
     diagnostics and alerts, which read them all. Only the keys breakers write are touched."""
     client = redis.Redis.from_url(settings.MENDHOOK_GUARDS_REDIS_URL)
-    keys = list(client.scan_iter(match="mendhook:breaker*", count=1000))
+    keys = list(client.scan_iter(match="mendhook:breaker:*", count=1000))
     if keys:
         client.delete(*keys)

@@ -8,14 +8,16 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from celery import Celery
 from django.conf import settings
 from django.db import connection
 
 from config.celery_app import app
-from config.queues import ALL_QUEUES
+from config.queues import ALL_QUEUES, Queue
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,3 +102,39 @@ def clean_redis() -> None:
         keys = list(client.scan_iter(match=pattern))
         if keys:
             client.delete(*keys)
+
+
+def sibling_redis_url(url: str) -> str:
+    """The same Redis, another database number: one no worker of the test session reads."""
+    base, _, db = url.rpartition("/")
+    number = int(db) if db.isdigit() else 0
+    return f"{base}/{number - 1 if number > 0 else 1}"
+
+
+def queues_delete(client: redis.Redis) -> None:
+    """Delete the project's queue lists in `client`'s database, and nothing else."""
+    names = [q.value for q in Queue]
+    keys = [k for name in names for k in client.scan_iter(match=f"{name}*")]
+    keys += list(client.scan_iter(match="unacked*"))
+    if keys:
+        client.delete(*keys)
+
+
+@contextlib.contextmanager
+def private_broker() -> Iterator[redis.Redis]:
+    """This process publishes to a Redis database no worker reads, so what a test publishes
+    stays there to be counted (pausing a running worker's consumers races its pending pop).
+    Yields that database's client."""
+    url = sibling_redis_url(settings.REDIS_URL)
+    private = Celery("mendhook", set_as_current=False)
+    private.config_from_object("django.conf:settings", namespace="CELERY")
+    private.conf.update(broker_url=url)
+    client = redis.Redis.from_url(url)
+    queues_delete(client)
+    private.set_current()
+    try:
+        yield client
+    finally:
+        app.set_current()
+        queues_delete(client)
+        private.close()
