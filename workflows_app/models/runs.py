@@ -140,7 +140,7 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
 
     def lock_for_step(self, *, run_id: uuid.UUID, task_id: str, now: datetime) -> StepToRun | None:
         """Lock the run's row if `task_id` may take its current step (as claim decides), and
-        read, in that one query, the run with its workflow, lead and organization, the current
+        read, in that one query, the run with its lead and organization, the current
         step, the latest attempt at it, whether any attempt is still open and the next step's
         position. None: not this message's to execute. Call it inside a transaction: the lock
         lasts until it ends, so a second message for the run waits, then finds the step taken
@@ -168,7 +168,7 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
                 following_position=Subquery(following),
             )
             # django-stubs does not know FilteredRelation aliases.
-            .select_related("workflow", "lead", "organization", "current")  # type: ignore[misc]
+            .select_related("lead", "organization", "current")  # type: ignore[misc]
             .select_for_update(of=("self",))
             .order_by()
         )
