@@ -13,20 +13,24 @@ from workflows_app.models.calls import (
 from workflows_app.models.leads import Lead, LeadStatus, phone_e164
 from workflows_app.models.runs import (
     DUE_STEP_STATUSES,
+    FINISH_FIELDS,
     OPEN_RUN_STATUSES,
     RUN_TRANSITIONS,
     TRY_CONTINUES,
     IllegalRunTransition,
+    PreviousAttempt,
     RunStatus,
     StepExecution,
     StepOutcome,
     StepStatus,
+    StepToRun,
     WorkflowRun,
 )
 from workflows_app.models.workflows import NEEDS_EMAIL, NEEDS_PHONE, ActionType, FailureStrategy, Workflow, WorkflowStep
 
 __all__ = [
     "DUE_STEP_STATUSES",
+    "FINISH_FIELDS",
     "NEEDS_EMAIL",
     "NEEDS_PHONE",
     "OPEN_RUN_STATUSES",
@@ -45,10 +49,12 @@ __all__ = [
     "IllegalRunTransition",
     "Lead",
     "LeadStatus",
+    "PreviousAttempt",
     "RunStatus",
     "StepExecution",
     "StepOutcome",
     "StepStatus",
+    "StepToRun",
     "Workflow",
     "WorkflowRun",
     "WorkflowStep",

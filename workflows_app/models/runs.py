@@ -4,11 +4,13 @@ every move is one conditional UPDATE below, checked against RUN_TRANSITIONS, so 
 a worker and a person) racing for the same run cannot both win."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, FilteredRelation, OuterRef, Q, Subquery
+from django.db.models.functions import JSONObject
 
 from webhooks_app.models import Organization
 from workflows_app.models.leads import Lead
@@ -75,6 +77,39 @@ def run_sources_of(target: RunStatus) -> tuple[RunStatus, ...]:
     return tuple(s for s, targets in RUN_TRANSITIONS.items() if target in targets)
 
 
+def claimable(*, task_id: str, now: datetime) -> Q:
+    """The runs whose current step `task_id` may take for one attempt: a due step; a step whose
+    claim this very message holds (redelivered after its worker died); a step whose lease ran
+    out (its worker is gone)."""
+    return Q(status=RunStatus.ACTIVE) & (
+        Q(step_status__in=DUE_STEP_STATUSES, next_action_at__lte=now)
+        | Q(step_status=StepStatus.EXECUTING, claimed_by=task_id)
+        | Q(step_status=StepStatus.EXECUTING, claimed_until__lt=now)
+    )
+
+
+@dataclass(frozen=True)
+class PreviousAttempt:
+    attempt: int
+    outcome: str
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class StepToRun:
+    """A run locked for an attempt of its current step, with what the attempt needs."""
+
+    run: "WorkflowRun"
+    # None when the workflow was edited under the run and has no step at its position any more.
+    step: WorkflowStep | None
+    # The latest attempt at the current position (its key may be the one to send again).
+    previous: PreviousAttempt | None
+    # Some attempt of the run was never finished: its worker died before anyone noticed.
+    attempt_open: bool
+    # The position of the step after the current one; None when the current one is the last.
+    following: int | None
+
+
 class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
     def _move(self, *, run_id: uuid.UUID, when: Q, now: datetime, **fields: Any) -> bool:
         """One conditional UPDATE: moves only if the row still matches `when`."""
@@ -92,20 +127,65 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
         """Take the run's current step for one attempt. Exactly one caller wins. Claimable: a
         due step; a step whose claim this very message holds (redelivered after its worker
         died); a step whose lease ran out (its worker is gone)."""
-        claimable = Q(status=RunStatus.ACTIVE) & (
-            Q(step_status__in=DUE_STEP_STATUSES, next_action_at__lte=now)
-            | Q(step_status=StepStatus.EXECUTING, claimed_by=task_id)
-            | Q(step_status=StepStatus.EXECUTING, claimed_until__lt=now)
-        )
         return self._move(
             run_id=run_id,
-            when=claimable,
+            when=claimable(task_id=task_id, now=now),
             now=now,
             step_status=StepStatus.EXECUTING,
             claimed_by=task_id,
             claimed_until=lease_until,
             # The message that was published for it is consumed: the next due time needs a new one.
             dispatched_at=None,
+        )
+
+    def lock_for_step(self, *, run_id: uuid.UUID, task_id: str, now: datetime) -> StepToRun | None:
+        """Lock the run's row if `task_id` may take its current step (as claim decides), and
+        read, in that one query, the run with its lead and organization, the current
+        step, the latest attempt at it, whether any attempt is still open and the next step's
+        position. None: not this message's to execute. Call it inside a transaction: the lock
+        lasts until it ends, so a second message for the run waits, then finds the step taken
+        (PostgreSQL re-checks the row once the lock is released); SQLite's IMMEDIATE
+        transactions serialize the writers instead."""
+        attempts = StepExecution.objects.filter(run=OuterRef("pk"))
+        latest = (
+            attempts.filter(position=OuterRef("current_position"))
+            .order_by("-attempt")
+            .values(json=JSONObject(attempt="attempt", outcome="outcome", key="idempotency_key"))[:1]
+        )
+        following = (
+            WorkflowStep.objects.filter(workflow=OuterRef("workflow_id"), position__gt=OuterRef("current_position"))
+            .order_by("position")
+            .values("position")[:1]
+        )
+        rows = (
+            self.filter(claimable(task_id=task_id, now=now), id=run_id)
+            .annotate(
+                current=FilteredRelation(
+                    "workflow__steps", condition=Q(workflow__steps__position=F("current_position"))
+                ),
+                latest_attempt=Subquery(latest),
+                attempt_open=Exists(attempts.filter(finished_at__isnull=True)),
+                following_position=Subquery(following),
+            )
+            # django-stubs does not know FilteredRelation aliases.
+            .select_related("lead", "organization", "current")  # type: ignore[misc]
+            .select_for_update(of=("self",))
+            .order_by()
+        )
+        run = next(iter(rows), None)
+        if run is None:
+            return None
+        latest_row: dict[str, Any] | None = getattr(run, "latest_attempt", None)
+        return StepToRun(
+            run=run,
+            step=getattr(run, "current", None),
+            previous=PreviousAttempt(
+                attempt=int(latest_row["attempt"]), outcome=latest_row["outcome"], idempotency_key=latest_row["key"]
+            )
+            if latest_row
+            else None,
+            attempt_open=bool(getattr(run, "attempt_open", False)),
+            following=getattr(run, "following_position", None),
         )
 
     def dispatch_batch(self, *, now: datetime, limit: int, redispatch_before: datetime) -> list[uuid.UUID]:
@@ -155,6 +235,20 @@ class WorkflowRunQuerySet(models.QuerySet["WorkflowRun"]):
         run). Only the claim holder may: False when the run was taken over or a person acted."""
         held = Q(status=RunStatus.ACTIVE, step_status=StepStatus.EXECUTING, claimed_by=task_id)
         return self._move(run_id=run_id, when=held, now=now, claimed_by="", claimed_until=None, **fields)
+
+    def finish_local_step(self, *, run_id: uuid.UUID, task_id: str, now: datetime, **fields: Any) -> bool:
+        """Apply the outcome of a step run inside the transaction that locked the run
+        (lock_for_step) and was never claimed in a committed row: the run must still be
+        claimable by `task_id`, which the lock guarantees; a False is a bug in the caller."""
+        fields.setdefault("dispatched_at", None)  # the message that was published for it is consumed
+        return self._move(
+            run_id=run_id,
+            when=claimable(task_id=task_id, now=now),
+            now=now,
+            claimed_by="",
+            claimed_until=None,
+            **fields,
+        )
 
     def heal(self, *, run_id: uuid.UUID, now: datetime, stuck_before: datetime) -> bool:
         """Seed healFailedWorkflows: a step executing with an expired lease (or, for rows
@@ -269,6 +363,10 @@ class StepOutcome(models.TextChoices):
     CLAIM_LOST = "claim_lost", "Claim lost"
 
 
+# What an attempt's finish writes (StepExecution.record).
+FINISH_FIELDS = ["outcome", "finished_at", "duration_ms", "error", "error_code", "provider_id", "action"]
+
+
 class StepExecution(models.Model):
     """The workflow delivery log: one row per attempt of a step."""
 
@@ -317,6 +415,24 @@ class StepExecution(models.Model):
         provider_id: str = "",
         action: str = "",
     ) -> None:
+        self.record(
+            outcome=outcome, now=now, error=error, error_code=error_code, provider_id=provider_id, action=action
+        )
+        self.save(
+            update_fields=["outcome", "finished_at", "duration_ms", "error", "error_code", "provider_id", "action"]
+        )
+
+    def record(
+        self,
+        *,
+        outcome: StepOutcome,
+        now: datetime,
+        error: str = "",
+        error_code: str = "",
+        provider_id: str = "",
+        action: str = "",
+    ) -> None:
+        """Set the attempt's outcome without saving (an attempt inserted already finished)."""
         self.outcome = outcome
         self.finished_at = now
         self.duration_ms = max(0, int((now - self.started_at).total_seconds() * 1000))
@@ -324,9 +440,6 @@ class StepExecution(models.Model):
         self.error_code = error_code
         self.provider_id = provider_id[:200]
         self.action = action
-        self.save(
-            update_fields=["outcome", "finished_at", "duration_ms", "error", "error_code", "provider_id", "action"]
-        )
 
 
 # Outcomes after which the same try of the step goes on: the next attempt sends the same

@@ -29,6 +29,12 @@ def run_publish(*, run_id: uuid.UUID, countdown: float | None = None) -> bool:
     return _publish(run_id, marked_at=now, countdown=countdown)
 
 
+def run_publish_marked(*, run_id: uuid.UUID, marked_at: datetime, countdown: float | None = None) -> bool:
+    """Publish a run whose dispatch marker the caller set (to `marked_at`) in its own move, as
+    the outcome of a step does for the next one. Never raises, as run_publish."""
+    return _publish(run_id, marked_at=marked_at, countdown=countdown)
+
+
 def _publish(run_id: uuid.UUID, *, marked_at: datetime, countdown: float | None = None) -> bool:
     try:
         publish(EXECUTE_STEP_TASK, str(run_id), countdown=countdown)

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from django.db import transaction
+from django.utils import timezone
 
 from webhooks_app.errors import ErrorCode, ProcessingError
 from workflows_app.connectors.base import StepContext, StepResult
@@ -11,18 +12,23 @@ from workflows_app.services.runs import RunAlreadyOpen, RunStartRefused, run_sta
 
 
 def lead_update(ctx: StepContext) -> StepResult:
-    """Set the lead's status and merge custom fields (a re-run sets the same values again)."""
-    with transaction.atomic():
+    """Set the lead's status and merge custom fields (a re-run sets the same values again). Run
+    inside the step's transaction (services/execution.py), so it is undone with the step."""
+    status = ctx.step.config_value("status")
+    custom = ctx.step.config_value("custom_fields")
+    if not custom:
+        # A status alone needs no read: one UPDATE (updated_at by hand: update() skips auto_now).
+        changes = {"status": status} if status else {}
+        Lead.objects.filter(id=ctx.lead.id).update(**changes, updated_at=timezone.now())
+        return StepResult(provider_id=str(ctx.lead.id))
+    # Merging reads the fields under a row lock, so a concurrent writer's keys are kept.
+    with transaction.atomic(savepoint=False):
         lead = Lead.objects.select_for_update().get(id=ctx.lead.id)
-        fields = ["updated_at"]
-        status = ctx.step.config_value("status")
+        fields = ["updated_at", "custom_fields"]
         if status:
             lead.status = status
             fields.append("status")
-        custom = ctx.step.config_value("custom_fields")
-        if custom:
-            lead.custom_fields = {**(lead.custom_fields or {}), **custom}
-            fields.append("custom_fields")
+        lead.custom_fields = {**(lead.custom_fields or {}), **custom}
         lead.save(update_fields=fields)
     return StepResult(provider_id=str(lead.id))
 

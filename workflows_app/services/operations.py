@@ -42,11 +42,26 @@ def next_position(workflow_id: int, position: int) -> int | None:
     )
 
 
-def advance_fields(*, workflow_id: int, position: int, now: datetime, step_status: StepStatus) -> dict[str, Any]:
-    """The fields that move a run past the step at `position`: to the next step, due now, or,
-    after the last step, to completed with `step_status` (completed, skipped or failed) kept as
-    the last step's."""
-    following = next_position(workflow_id, position)
+class Unread:
+    """The next step's position was not read with the run: advance_fields reads it."""
+
+
+UNREAD = Unread()
+
+
+def advance_fields(
+    *,
+    workflow_id: int,
+    position: int,
+    now: datetime,
+    step_status: StepStatus,
+    following: int | Unread | None = UNREAD,
+) -> dict[str, Any]:
+    """The fields that move a run past the step at `position`: to the next step (`following`,
+    read here unless the caller read it already), due now, or, after the last step, to
+    completed with `step_status` (completed, skipped or failed) kept as the last step's."""
+    if isinstance(following, Unread):
+        following = next_position(workflow_id, position)
     fresh = {"retry_count": 0, "transient_attempts": 0, "failure_reason": "", "failure_code": ""}
     if following is None:
         return {

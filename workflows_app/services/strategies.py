@@ -35,7 +35,7 @@ from webhooks_app.errors import DEFERRAL_CODES, ErrorCode, FailureKind, Processi
 from webhooks_app.models import Organization
 from workflows_app.connectors.base import StepResult
 from workflows_app.models import FailureStrategy, RunStatus, StepOutcome, StepStatus, WorkflowRun, WorkflowStep
-from workflows_app.services.operations import advance_fields
+from workflows_app.services.operations import UNREAD, Unread, advance_fields
 from workflows_app.services.scheduling import BusinessHours, retry_at
 
 # Seed actions recorded on the step execution.
@@ -80,10 +80,16 @@ def step_decide(
     error: ProcessingError | None,
     now: datetime,
     hours: BusinessHours,
+    following: int | Unread | None = UNREAD,
 ) -> StepDecision:
+    """`following`: the next step's position, when the caller read it with the run."""
     if error is None:
         fields = advance_fields(
-            workflow_id=run.workflow_id, position=step.position, now=now, step_status=StepStatus.COMPLETED
+            workflow_id=run.workflow_id,
+            position=step.position,
+            now=now,
+            step_status=StepStatus.COMPLETED,
+            following=following,
         )
         if result is not None and result.next_action_at is not None and fields["status"] == RunStatus.ACTIVE:
             fields["next_action_at"] = result.next_action_at
@@ -112,12 +118,20 @@ def step_decide(
     strategy = step.failure_strategy
     if strategy == FailureStrategy.SKIP:
         fields = advance_fields(
-            workflow_id=run.workflow_id, position=step.position, now=now, step_status=StepStatus.SKIPPED
+            workflow_id=run.workflow_id,
+            position=step.position,
+            now=now,
+            step_status=StepStatus.SKIPPED,
+            following=following,
         )
         return StepDecision(StepOutcome.SKIPPED, fields, ACTION_SKIPPED)
     if strategy == FailureStrategy.CONTINUE:
         fields = advance_fields(
-            workflow_id=run.workflow_id, position=step.position, now=now, step_status=StepStatus.FAILED
+            workflow_id=run.workflow_id,
+            position=step.position,
+            now=now,
+            step_status=StepStatus.FAILED,
+            following=following,
         )
         return StepDecision(StepOutcome.CONTINUED, fields, ACTION_CONTINUED)
     if strategy == FailureStrategy.RETRY:
