@@ -479,3 +479,11 @@ def test_the_checked_in_schema_documents_every_workflow_endpoint():
     assert {"201", "400", "409"} <= set(start)
     filters = {p["name"] for p in schema["paths"]["/api/v1/workflow-runs"]["get"]["parameters"]}
     assert {"status", "step_status", "workflow", "lead", "needs_review", "limit", "cursor"} <= filters
+
+
+def test_a_lead_whose_custom_fields_jsonb_cannot_hold_is_400_and_not_stored(organization, api):
+    response = api.post("leads", {"name": "Nul", "custom_fields": {"note": "a\u0000b"}})
+
+    assert response.status_code == 400
+    assert list(response.json()["error"]["fields"]) == ["custom_fields"]
+    assert not Lead.objects.filter(name="Nul").exists()

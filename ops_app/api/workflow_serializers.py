@@ -9,6 +9,7 @@ from rest_framework import serializers
 
 from ops_app.api.pagination import MAX_LIMIT
 from ops_app.api.serializers import DecimalTextField, OperatorActionSerializer, PercentField
+from webhooks_app.json_bodies import UNSTORABLE
 from workflows_app.models import (
     ActionExecutionStatus,
     LeadStatus,
@@ -66,6 +67,16 @@ class LeadSerializer(serializers.Serializer):  # type: ignore[type-arg]
     createdAt = serializers.DateTimeField(source="created_at")
 
 
+def _unstorable(value: Any) -> bool:
+    if isinstance(value, str):
+        return UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_unstorable(k) or _unstorable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v) for v in value)
+    return False
+
+
 class LeadInput(StrictInput):
     name = serializers.CharField(max_length=200)
     phone = serializers.CharField(
@@ -86,6 +97,12 @@ class LeadInput(StrictInput):
             return phone_e164(value)
         except ValueError as exc:
             raise serializers.ValidationError(f"{exc}; give it in E.164, e.g. +14155552671") from None
+
+    def validate_custom_fields(self, value: dict[str, Any]) -> dict[str, Any]:
+        # jsonb holds no NUL and no lone surrogate: refused here, named, not a database error.
+        if _unstorable(value):
+            raise serializers.ValidationError("may not contain NUL characters or unpaired surrogates")
+        return value
 
     def validate_timezone(self, value: str) -> str:
         if value:
