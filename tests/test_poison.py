@@ -120,7 +120,7 @@ def own_worker(transactional_db, worker_process, fake_clio, alert_receiver) -> I
 def test_an_event_that_always_hits_the_hard_time_limit_ends_in_dead_letter_with_worker_lost(
     own_worker, organization: Organization, fake_clio: FakeClio, alert_receiver: Recorder, post_webhook
 ):
-    own_worker(
+    poison = own_worker(
         "poison",
         TASK_TIME_LIMIT_SECONDS="2",
         TASK_SOFT_TIME_LIMIT_SECONDS="0",  # none: nothing inside the task sees it coming
@@ -145,7 +145,12 @@ def test_an_event_that_always_hits_the_hard_time_limit_ends_in_dead_letter_with_
     # busy CI machine can stretch well past their nominal seconds.
     deadline = time.monotonic() + 150
     while WebhookEvent.objects.get(id=event_id).status != EventStatus.DEAD_LETTER:
-        assert time.monotonic() < deadline, WebhookEvent.objects.get(id=event_id).status
+        event = WebhookEvent.objects.get(id=event_id)
+        assert time.monotonic() < deadline, (
+            f"{event.status} after {event.attempts} attempts, claimed by {event.claimed_by!r} until "
+            f"{event.claimed_until}; {len(fake_clio.requests)} downstream requests; worker log:\n"
+            f"{poison.output()[-4000:]}"
+        )
         events_heal_stuck()
         time.sleep(0.5)
 

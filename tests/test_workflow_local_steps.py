@@ -1,7 +1,8 @@
 """Local steps (update_lead, start_workflow, wait) run in one transaction with their attempt's
 row and outcome: a step that dies half-way leaves nothing behind and its run as it was, two
 messages for the same run still execute it once, and a step that fails at the database keeps
-none of its writes but records its failure."""
+none of its writes but records its failure. The transactional tests take the `broker` fixture:
+the run's publish on commit then reaches no worker, and only the test executes the step."""
 
 import threading
 from collections.abc import Callable
@@ -61,7 +62,7 @@ def backend_waiting_on_lock(query_start: str) -> int | None:
     return int(row[0]) if row else None
 
 
-def test_a_local_step_commits_its_attempt_its_write_and_its_outcome_together(transactional_db, organization):
+def test_a_local_step_commits_its_attempt_its_write_and_its_outcome_together(transactional_db, broker, organization):
     lead = lead_of(organization, status=LeadStatus.NEW)
     run = run_start(workflow=workflow_of(organization, CONTACT), lead=lead, started_by="test")
 
@@ -100,7 +101,7 @@ def test_the_next_local_step_is_published_marked_and_runs_after_the_first(organi
 
 
 def test_a_worker_dying_inside_a_local_step_leaves_the_run_claimable_and_the_lead_unchanged(
-    transactional_db, organization
+    transactional_db, broker, organization
 ):
     lead = lead_of(organization, status=LeadStatus.NEW)
     run = run_start(workflow=workflow_of(organization, CONTACT), lead=lead, started_by="test")
@@ -128,7 +129,7 @@ def test_a_worker_dying_inside_a_local_step_leaves_the_run_claimable_and_the_lea
     assert list(run.executions.values_list("attempt", "outcome")) == [(1, StepOutcome.SUCCEEDED)]
 
 
-def test_two_messages_for_one_local_step_execute_it_once(transactional_db, organization):
+def test_two_messages_for_one_local_step_execute_it_once(transactional_db, broker, organization):
     lead = lead_of(organization, status=LeadStatus.NEW)
     run = run_start(workflow=workflow_of(organization, CONTACT), lead=lead, started_by="test")
 

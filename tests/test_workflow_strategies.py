@@ -313,7 +313,6 @@ def test_an_open_breaker_defers_the_step_without_using_a_try(organization, provi
     # it, so the provider is not asked and the step's three transient tries are not spent.
     settings.MENDHOOK_BREAKER_OVERRIDES = {"retell": {"fail_max": 1, "reset_seconds": 30}}
     retell, _ = providers
-    breaker_reset("retell")
     retell.fail_next(Fault(503))
     run = start(organization, CALL)
     try:

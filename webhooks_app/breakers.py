@@ -145,6 +145,13 @@ class _OneProbe(pybreaker.CircuitBreakerListener):
     slot when a prober dies mid-call.
     """
 
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        # The list of breakers is a Redis set each process adds a name to when it first makes
+        # the breaker; a Redis restart empties it while processes keep their breakers. A breaker
+        # that changes state names itself again, so an open one is never missing from the list.
+        with contextlib.suppress(RedisError):
+            _redis().sadd(NAMES_KEY, str(cb.name))
+
     def before_call(self, cb: pybreaker.CircuitBreaker, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         if cb.current_state != HALF_OPEN or getattr(_local, "probe", None) is not None:
             return
