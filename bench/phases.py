@@ -168,6 +168,7 @@ class IntakeFigures:
 def intake_phase(options: Options, log: Callable[[str], None]) -> tuple[IntakeFigures, list[str]]:
     reset()
     source = bench_source()
+    secret = source.signing_secrets[0]
     log(f"signing {options.intake_pool} intake requests (before any timing)")
     intake_requests = signed_requests(source, options.intake_pool)
     noop_requests = signed_requests(source, 2000)
@@ -184,10 +185,10 @@ def intake_phase(options: Options, log: Callable[[str], None]) -> tuple[IntakeFi
         checks.append(accepted_check("intake", intake, status=EventStatus.QUEUED))
 
         reset()
-        source = bench_source()
+        bench_source()  # the same slug again; the requests stay signed with the first one's secret
         log("peer: POST /bench/peer/<source>/ (standardwebhooks verify, ORM create, on_commit(task.delay))")
         # The peer does not deduplicate: the same presigned requests may go round again.
-        peer_env = {peer.SECRET_ENV: source.signing_secrets[0]}
+        peer_env = {peer.SECRET_ENV: secret}
         peer_figures = measure_http(
             f"/bench/peer/{SOURCE_SLUG}/", peer_requests, options, cycle=True, expect=202, env=peer_env
         )
