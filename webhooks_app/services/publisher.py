@@ -15,6 +15,7 @@ import queue
 import threading
 import uuid
 
+from celery._state import get_current_app  # what celery.current_app proxies to
 from django.db import close_old_connections, connections
 
 from webhooks_app.services.dispatch import event_publish_new
@@ -44,18 +45,21 @@ class _Publisher:
                     self._pid = os.getpid()
                     self._thread.start()
                     atexit.register(self.drain)
-        self._queue.put(event_id)
+        # Celery's current app is per thread: the one the caller publishes with goes along.
+        self._queue.put((event_id, get_current_app()))
 
     def _run(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:
                 break
-            assert isinstance(item, uuid.UUID)
+            assert isinstance(item, tuple)
+            event_id, app = item
             try:
-                event_publish_new(event_id=item)
+                app.set_current()
+                event_publish_new(event_id=event_id)
             except Exception:  # the thread must outlive any one event; beat heals that one
-                logger.exception("publishing event %s failed; the healer will hand it out", item)
+                logger.exception("publishing event %s failed; the healer will hand it out", event_id)
             finally:
                 # This thread's connection is only used when the broker refuses; drop a broken one.
                 close_old_connections()
