@@ -112,6 +112,7 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
     # The claim and its delivery-log row commit together: a worker killed between two commits
     # left an attempt that the delivery log never showed.
     with transaction.atomic():
+        _claim_commit_unflushed()
         if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
             logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
             return None
@@ -177,6 +178,21 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
             )
             event_error = ProcessingError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)
     return _event_finish(event, attempt, result, event_error, task_id)
+
+
+def _claim_commit_unflushed() -> None:
+    """The claim's commit does not wait for its WAL flush (PostgreSQL; the outcome's does).
+
+    Losing it takes a server crash within a fraction of a second of the commit, and then
+    nothing is lost: the event is back to waiting, its message is redelivered or the healer
+    hands it out, and the outcome's conditional UPDATE (held: processing by this task) fails,
+    rolling back the local writes that went with it; remote ones carry idempotency keys. A
+    dying worker is not a crashing server: its committed claim and attempt stay, as before.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def _event_dead_letter_lost(event: WebhookEvent, task_id: str, now: datetime) -> EventStatus | None:
@@ -275,7 +291,7 @@ def _outcome_record(
                     event=event,
                     error_code=ErrorCode.INTERNAL,
                     function=PROCESS_FUNCTION,
-                    action="run_handler",
+                    action="write_handler_rows",
                     exc_info=True,
                 )
                 # Leaving the block by an exception rolls the writes back.
