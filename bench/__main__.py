@@ -86,13 +86,18 @@ def main(argv: Sequence[str]) -> int:
     started = time.perf_counter()
     try:
         if args.only in (None, "intake"):
-            intake, noop_view, intake_checks = phases.intake_phase(options, log)
+            figures, intake_checks = phases.intake_phase(options, log)
+            intake, noop_view, peer = figures.intake, figures.noop, figures.peer
             checks += intake_checks
             rows += [
                 report.bar_row("intake (webhooks/s vs no-op view req/s)", intake.rate, noop_view.rate, "/s",
                                report.INTAKE_RATIO_BAR),
+                report.bar_row("intake vs the default Django peer (webhooks/s)", intake.rate, peer.rate, "/s",
+                               report.INTAKE_PEER_RATIO_BAR),
                 report.info_row("intake p50 latency", intake.p50_ms, noop_view.p50_ms, "ms", 2),
-                report.info_row("intake p99 latency", intake.p99_ms, noop_view.p99_ms, "ms", 2),
+                report.ceiling_row("intake p99 latency (vs no-op p99)", intake.p99_ms, noop_view.p99_ms, "ms",
+                                   report.INTAKE_P99_CEILING, 2),
+                report.info_row("peer p50 / p99 latency", peer.p50_ms, peer.p99_ms, "ms", 2),
             ]  # fmt: skip
             notes.append(
                 f"load generator CPU: {intake.client_cpu_share:.0%} of one core during intake, "

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from django.db.models import Count, Sum
 
-from bench import infra
+from bench import infra, peer
 from bench.brokers import BROKERS
 from bench.infra import BenchFailure, ManagedProcess, RssSampler
 from bench.loadgen import raw_request, write_requests
@@ -146,21 +146,33 @@ def load(port: int, path: str, requests: Path, options: Options, *, cycle: bool,
     )
 
 
-def measure_http(path: str, requests: Path, options: Options, *, cycle: bool, expect: int) -> HttpFigures:
-    """A fresh gunicorn (product config, bench URLconf) for each target: same start for both."""
-    server, port = infra.start_gunicorn()
+def measure_http(
+    path: str, requests: Path, options: Options, *, cycle: bool, expect: int, env: dict[str, str] | None = None
+) -> HttpFigures:
+    """A fresh gunicorn (product config, bench URLconf) for each target: same start for each."""
+    server, port = infra.start_gunicorn(env)
     try:
         return load(port, path, requests, options, cycle=cycle, expect=expect)
     finally:
         server.stop()
 
 
-def intake_phase(options: Options, log: Callable[[str], None]) -> tuple[HttpFigures, HttpFigures, list[str]]:
+@dataclass(frozen=True)
+class IntakeFigures:
+    intake: HttpFigures
+    noop: HttpFigures
+    # The default Django peer (bench/peer.py) on the same gunicorn, client and requests.
+    peer: HttpFigures
+
+
+def intake_phase(options: Options, log: Callable[[str], None]) -> tuple[IntakeFigures, list[str]]:
     reset()
     source = bench_source()
+    secret = source.signing_secrets[0]
     log(f"signing {options.intake_pool} intake requests (before any timing)")
     intake_requests = signed_requests(source, options.intake_pool)
     noop_requests = signed_requests(source, 2000)
+    peer_requests = signed_requests(source, 5000)
     checks: list[str] = []
     try:
         log(
@@ -168,18 +180,19 @@ def intake_phase(options: Options, log: Callable[[str], None]) -> tuple[HttpFigu
             f"{options.warmup:g}s warm-up + {options.duration:g}s measured, no worker running"
         )
         intake = measure_http(f"/webhooks/{SOURCE_SLUG}/", intake_requests, options, cycle=False, expect=202)
-        accepted = intake.total_status.get("202", 0)
         # "Dispatched" means the broker holds the message: no worker ran, so every accepted
         # event's message must still sit in the webhooks list.
-        in_broker = int(infra.redis_client().llen(QUEUE))
-        persisted = WebhookEvent.objects.count()
-        queued = WebhookEvent.objects.filter(status=EventStatus.QUEUED).count()
-        if not accepted == in_broker == persisted == queued:
-            raise BenchFailure(
-                f"intake: {accepted} accepted (202) but {in_broker} broker messages, "
-                f"{persisted} event rows, {queued} of them queued"
-            )
-        checks.append(f"intake: {accepted} accepted = {in_broker} messages in '{QUEUE}' = {persisted} rows queued")
+        checks.append(accepted_check("intake", intake, status=EventStatus.QUEUED))
+
+        reset()
+        bench_source()  # the same slug again; the requests stay signed with the first one's secret
+        log("peer: POST /bench/peer/<source>/ (standardwebhooks verify, ORM create, on_commit(task.delay))")
+        # The peer does not deduplicate: the same presigned requests may go round again.
+        peer_env = {peer.SECRET_ENV: secret}
+        peer_figures = measure_http(
+            f"/bench/peer/{SOURCE_SLUG}/", peer_requests, options, cycle=True, expect=202, env=peer_env
+        )
+        checks.append(accepted_check("peer", peer_figures, status=EventStatus.RECEIVED))
 
         reset()
         log("baseline: POST /bench/noop/, same client, connections, durations and gunicorn config")
@@ -188,7 +201,21 @@ def intake_phase(options: Options, log: Callable[[str], None]) -> tuple[HttpFigu
     finally:
         intake_requests.unlink(missing_ok=True)
         noop_requests.unlink(missing_ok=True)
-    return intake, baseline, checks
+        peer_requests.unlink(missing_ok=True)
+    return IntakeFigures(intake=intake, noop=baseline, peer=peer_figures), checks
+
+
+def accepted_check(name: str, figures: HttpFigures, *, status: EventStatus) -> str:
+    accepted = figures.total_status.get("202", 0)
+    in_broker = int(infra.redis_client().llen(QUEUE))
+    persisted = WebhookEvent.objects.count()
+    in_status = WebhookEvent.objects.filter(status=status).count()
+    if not accepted == in_broker == persisted == in_status:
+        raise BenchFailure(
+            f"{name}: {accepted} accepted (202) but {in_broker} broker messages, "
+            f"{persisted} event rows, {in_status} of them {status}"
+        )
+    return f"{name}: {accepted} accepted = {in_broker} messages in '{QUEUE}' = {persisted} rows {status}"
 
 
 # --- End to end -----------------------------------------------------------------------------

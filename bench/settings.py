@@ -15,7 +15,11 @@ ROOT_URLCONF = "bench.urls"
 # The baseline task lives here, never in the product's task modules.
 CELERY_IMPORTS = ["bench.tasks"]
 # Same queue as the real work (webhooks), so both measure the same consumer.
-CELERY_TASK_ROUTES = {**TASK_ROUTES, "bench.tasks.noop": {"queue": Queue.WEBHOOKS.value}}
+CELERY_TASK_ROUTES = {
+    **TASK_ROUTES,
+    "bench.tasks.noop": {"queue": Queue.WEBHOOKS.value},
+    "bench.tasks.peer_process": {"queue": Queue.WEBHOOKS.value},
+}
 
 # The million phase's database (bench/million.py): the bench process seeds it through this
 # alias; its gunicorn and worker get it as DATABASE_URL, i.e. as their "default".

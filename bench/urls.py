@@ -1,8 +1,10 @@
-"""The product URLs plus /bench/noop/: the baseline the intake endpoint is measured against."""
+"""The product URLs plus the intake baselines: /bench/noop/ and the default peer (bench/peer.py)."""
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path
 from django.views.decorators.csrf import csrf_exempt
+
+from bench.peer import peer_intake
 
 
 @csrf_exempt
@@ -13,5 +15,6 @@ def noop(request: HttpRequest) -> JsonResponse:
 
 urlpatterns = [
     path("bench/noop/", noop, name="bench-noop"),
+    path("bench/peer/<slug:source_slug>/", peer_intake, name="bench-peer"),
     path("", include("config.urls")),
 ]

@@ -7,6 +7,7 @@ import pytest
 
 from tests.support.signing import encode, hmac_headers, matter_payload, standard_headers
 from webhooks_app.models import EventStatus, SigningScheme, WebhookEvent
+from webhooks_app.services.publisher import publisher_drain
 
 pytestmark = pytest.mark.django_db
 
@@ -178,6 +179,7 @@ def test_a_new_event_is_published_on_commit_and_marked_queued(
 ):
     with django_capture_on_commit_callbacks(execute=True):
         response = post_webhook(source, matter_payload())
+    assert publisher_drain()  # the answer did not wait for the broker: the publisher thread sends it
 
     event = WebhookEvent.objects.get(id=response.json()["id"])
     assert event.status == EventStatus.QUEUED

@@ -1,5 +1,6 @@
 """Claims and their leases, against the real database."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ from django.utils import timezone
 from tests.factories import ProcessingAttemptFactory
 from tests.support.events import make_event
 from webhooks_app.models import EventStatus
-from webhooks_app.services.leases import lease_renew
+from webhooks_app.services.leases import lease_kept, lease_renew
 from webhooks_app.services.processing import event_process
 
 pytestmark = pytest.mark.django_db
@@ -44,3 +45,31 @@ def test_it_does_not_renew_a_lease_once_the_attempt_recorded_its_outcome(source)
     event = make_event(source, status=EventStatus.SUCCEEDED, claimed_by="", claimed_until=None)
 
     assert lease_renew(event_id=event.id, task_id="t-1", lease_seconds=30) is False
+
+
+# The heartbeat thread reads with its own connection: these rows must be committed.
+@pytest.mark.django_db(transaction=True)
+def test_the_process_heartbeat_keeps_two_claims_of_one_worker_alive_past_their_lease(source, settings):
+    settings.MENDHOOK_PROCESSING_LEASE_SECONDS = 0.6
+    soon = timezone.now() + timedelta(seconds=0.6)
+    first = make_event(source, status=EventStatus.PROCESSING, claimed_by="t-1", claimed_until=soon)
+    second = make_event(source, status=EventStatus.PROCESSING, claimed_by="t-2", claimed_until=soon)
+
+    with lease_kept(event_id=first.id, task_id="t-1") as first_lost, lease_kept(event_id=second.id, task_id="t-2"):
+        time.sleep(1.5)  # two and a half leases
+        for event in (first, second):
+            event.refresh_from_db()
+            assert event.claimed_until > timezone.now()
+    assert not first_lost.is_set()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_process_heartbeat_tells_an_attempt_its_claim_was_taken_over(source, settings):
+    settings.MENDHOOK_PROCESSING_LEASE_SECONDS = 0.6
+    soon = timezone.now() + timedelta(seconds=0.6)
+    event = make_event(source, status=EventStatus.PROCESSING, claimed_by="t-new", claimed_until=soon)
+
+    with lease_kept(event_id=event.id, task_id="t-old") as lost:
+        assert lost.wait(timeout=2)
+    event.refresh_from_db()
+    assert (event.claimed_by, event.claimed_until) == ("t-new", soon)

@@ -32,7 +32,12 @@ def test_broker_down_at_intake_answers_202_and_processes_once_the_broker_is_back
         )
         assert response.status_code == 202, response.text
         event = WebhookEvent.objects.get(id=response.json()["id"])
-        assert event.status == EventStatus.RECEIVED  # stored, not yet published
+
+        def unpublished():
+            event.refresh_from_db()
+            return event.status == EventStatus.RECEIVED  # stored, not yet published
+
+        wait_for(unpublished, timeout=10, message="the refused publish to leave the event for the sweeper")
 
         broker.start()
         worker = WorkerProcess(env=env, name="outage").start()
@@ -73,7 +78,12 @@ def test_rabbitmq_down_at_intake_answers_202_and_processes_once_it_is_back(trans
         )
         assert response.status_code == 202, response.text
         event = WebhookEvent.objects.get(id=response.json()["id"])
-        assert event.status == EventStatus.RECEIVED  # stored, not yet published
+
+        def unpublished():
+            event.refresh_from_db()
+            return event.status == EventStatus.RECEIVED  # stored, not yet published
+
+        wait_for(unpublished, timeout=10, message="the refused publish to leave the event for the sweeper")
 
         proxy.up()
         worker = WorkerProcess(env=env, name="rabbit-outage").start()

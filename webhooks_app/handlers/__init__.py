@@ -13,6 +13,11 @@ class HandlerResult:
     action_without_items: str = ""
     # The event's whole ledger as the handler left it, in number order; None: read it again.
     items: list[EventItem] | None = None
+    # Writes that share mendhook's database (a batch connector's rows and the ledger they
+    # settle), left for the processing service to run inside the outcome's transaction: the
+    # downstream rows, the ledger and the event's status commit together, in one commit. They
+    # finish `items` (outcomes, downstream ids) when they run.
+    write: Callable[[], None] | None = None
 
 
 Handler = Callable[[WebhookEvent], HandlerResult]

@@ -4,24 +4,16 @@ Expected payload (Clio-style): {"id": ..., "type": "matter.stage_changed",
 "data": {"matter_id": ..., "stage": ..., "location": ...}}.
 """
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-
-from django.db import transaction
 
 from webhooks_app.connectors import BatchConnector, Connector, TaskSpec, connector_for
 from webhooks_app.connectors.local import LocalConnector
 from webhooks_app.errors import ErrorCode, ProcessingError
 from webhooks_app.handlers import HandlerResult, register
-from webhooks_app.models import (
-    AssigneeRule,
-    EventAction,
-    EventItem,
-    ItemStatus,
-    SourceKind,
-    TaskTemplate,
-    WebhookEvent,
-)
+from webhooks_app.handlers.task_config import TaskConfig, task_config
+from webhooks_app.models import EventAction, EventItem, ItemStatus, SourceKind, WebhookEvent
 
 MISSING_ROLE_CODES = {
     "csc": (ErrorCode.ASSIGNEE_NO_CSC, "No CSC found for location: {location}"),
@@ -40,20 +32,14 @@ def _matter(payload: dict[str, Any]) -> tuple[str, str, str]:
 
 
 class AssigneeDirectory:
-    """The organization's assignee rules for one location, loaded once per event."""
+    """The organization's assignee rules for one location."""
 
-    def __init__(self, *, organization_id: int, location: str) -> None:
+    def __init__(self, *, config: TaskConfig, location: str) -> None:
         self.location = location
-        self.rules: dict[str, str] = {}
-        rows = AssigneeRule.objects.filter(
-            organization_id=organization_id, location__in=[location, AssigneeRule.ANY_LOCATION]
-        ).values_list("role", "location", "assignee")
-        # An exact location beats the "*" rule for the same role.
-        for role, _location, assignee in sorted(rows, key=lambda r: r[1] == AssigneeRule.ANY_LOCATION):
-            self.rules.setdefault(role, assignee)
+        self.config = config
 
     def resolve(self, role: str) -> str:
-        assignee = self.rules.get(role)
+        assignee = self.config.assignee(role, self.location)
         if assignee:
             return assignee
         code, message = MISSING_ROLE_CODES.get(
@@ -62,11 +48,8 @@ class AssigneeDirectory:
         raise ProcessingError(message.format(location=self.location or "(none)"), code=code)
 
 
-def ledger_build(event: WebhookEvent, stage: str) -> list[EventItem]:
+def ledger_build(event: WebhookEvent, stage: str, config: TaskConfig) -> list[EventItem]:
     """The event's items from its stage's templates, unsaved and pending."""
-    templates = TaskTemplate.objects.filter(
-        organization_id=event.organization_id, trigger_event_type=event.event_type, stage=stage
-    )
     return [
         EventItem(
             event=event,
@@ -77,7 +60,7 @@ def ledger_build(event: WebhookEvent, stage: str) -> list[EventItem]:
             due_at=event.received_at + timedelta(days=t.due_offset_days),
             idempotency_key=f"{event.id}:{t.task_number}",
         )
-        for t in templates
+        for t in config.templates_for(event.event_type, stage)
     ]
 
 
@@ -85,23 +68,25 @@ def ledger_build(event: WebhookEvent, stage: str) -> list[EventItem]:
 @register(SourceKind.GENERIC, "matter.stage_changed")
 def generate_tasks(event: WebhookEvent) -> HandlerResult:
     matter_id, stage, location = _matter(event.payload)
-    # The ledger is expanded once; a retry finds it and works only its pending items.
-    items = list(event.items.order_by("number"))
+    # The ledger is expanded once; a retry finds it and works only its pending items. The
+    # first attempt (the claim counted it: attempts == 1) has none to find.
+    items = list(event.items.order_by("number")) if event.attempts > 1 else []
+    config = task_config(event.organization)
     unsaved = not items
     if unsaved:
-        items = ledger_build(event, stage)
+        items = ledger_build(event, stage, config)
         if not items:
             return HandlerResult(action_without_items=EventAction.IGNORED)
     pending = [i for i in items if i.status == ItemStatus.PENDING]
-    directory = AssigneeDirectory(organization_id=event.organization_id, location=location)
+    directory = AssigneeDirectory(config=config, location=location)
     connector = connector_for(event.source)
     if isinstance(connector, LocalConnector):
-        _create_in_one_transaction(event, matter_id, pending, directory, connector, unsaved=unsaved)
-    else:
-        if unsaved:
-            # Recorded before the first network call, so a crash mid-way leaves a ledger.
-            EventItem.objects.bulk_create(items)
-        _create_one_by_one(event, matter_id, pending, directory, connector)
+        write = _batch_write(event, matter_id, pending, directory, connector, unsaved=unsaved)
+        return HandlerResult(items=items, write=write)
+    if unsaved:
+        # Recorded before the first network call, so a crash mid-way leaves a ledger.
+        EventItem.objects.bulk_create(items)
+    _create_one_by_one(event, matter_id, pending, directory, connector)
     return HandlerResult(items=items)
 
 
@@ -133,7 +118,7 @@ def _create_one_by_one(
             item.mark_succeeded(downstream_id=downstream_id, assignee=assignee)
 
 
-def _create_in_one_transaction(
+def _batch_write(
     event: WebhookEvent,
     matter_id: str,
     pending: list[EventItem],
@@ -141,23 +126,27 @@ def _create_in_one_transaction(
     connector: BatchConnector,
     *,
     unsaved: bool,
-) -> None:
-    # The tasks live in our own database: creating them and recording the outcomes in one
-    # transaction is all-or-nothing, and far cheaper than a commit per item.
+) -> Callable[[], None]:
+    """Resolve assignees now; return the writes, which the processing service runs inside the
+    outcome's transaction. The tasks live in our own database: creating them, recording their
+    outcomes and the event's status in one transaction is all-or-nothing, and one commit per
+    event instead of one per item (or two per event)."""
     specs: dict[int, TaskSpec] = {}
     for item in pending:
         try:
             specs[item.number] = _spec(event, matter_id, item, directory.resolve(item.assignee_role))
         except ProcessingError as error:
             item.apply_failure(error)
-    with transaction.atomic():
-        created = connector.create_tasks(list(specs.values()))
+
+    def write() -> None:
+        created = connector.create_tasks(list(specs.values())) if specs else {}
         for item in pending:
             spec = specs.get(item.number)
             if spec is not None:
                 item.apply_success(downstream_id=created[spec.idempotency_key], assignee=spec.assignee)
         if unsaved:  # first attempt: the ledger is written with its outcomes in one insert
             EventItem.objects.bulk_create(pending)
-        else:
-            for item in pending:
-                item.save(update_fields=EventItem.OUTCOME_FIELDS)
+        elif pending:
+            EventItem.objects.bulk_update(pending, EventItem.OUTCOME_FIELDS)
+
+    return write

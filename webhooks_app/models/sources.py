@@ -43,6 +43,9 @@ class Organization(models.Model):
         null=True, blank=True, help_text="Days to keep finished events (empty: the installation's default)"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped whenever one of its task templates or assignee rules is saved or deleted: workers
+    # cache that configuration per organization under this number (handlers/task_config.py).
+    config_version = models.PositiveIntegerField(default=0, editable=False)
 
     def __str__(self) -> str:
         return self.name

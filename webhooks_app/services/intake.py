@@ -12,7 +12,7 @@ from webhooks_app.errors import ErrorCode
 from webhooks_app.json_bodies import UNSTORABLE, payload_storable, text_storable
 from webhooks_app.models import EventStatus, Source, SourceKind, WebhookEvent
 from webhooks_app.reporting import report_failure
-from webhooks_app.services.dispatch import event_publish_new
+from webhooks_app.services.publisher import event_publish_soon
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ def idempotency_key_for(source: Source, body: bytes, payload: Mapping[str, Any],
 def event_receive(
     *, source: Source, body: bytes, text: str, payload: dict[str, Any], headers: Mapping[str, str]
 ) -> Received:
-    """Store the event once per (source, idempotency key) and publish it after commit.
+    """Store the event once per (source, idempotency key) and publish it soon after commit.
 
     The unique constraint, not a prior lookup, decides duplicates, so concurrent deliveries of
     the same event cannot both insert. `payload` is made storable in place; the raw body is kept
@@ -133,8 +133,10 @@ def event_receive(
                 # if the broker refuses, and the sweeper takes it from there.
                 status=EventStatus.QUEUED,
             )
-            # The row is its own outbox: a publish that never happens is caught by beat.
-            transaction.on_commit(lambda: event_publish_new(event_id=event.id))
+            # The row is its own outbox: a publish that never happens is caught by beat. The
+            # publish runs on this process's publisher thread, so the answer does not wait on
+            # the broker (services/publisher.py).
+            transaction.on_commit(lambda: event_publish_soon(event_id=event.id))
     except IntegrityError:
         existing = WebhookEvent.objects.filter(source=source, idempotency_key=key).first()
         if existing is None:  # the conflicting row was not a duplicate of ours

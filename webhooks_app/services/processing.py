@@ -112,6 +112,7 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
     # The claim and its delivery-log row commit together: a worker killed between two commits
     # left an attempt that the delivery log never showed.
     with transaction.atomic():
+        _claim_commit_unflushed()
         if not WebhookEvent.objects.claim(event_id=event_id, task_id=task_id, now=now, lease_until=lease_until):
             logger.info("event %s not claimable; message %s does nothing", event_id, task_id)
             return None
@@ -179,6 +180,21 @@ def event_process(*, event_id: uuid.UUID, task_id: str, worker: str) -> EventSta
     return _event_finish(event, attempt, result, event_error, task_id)
 
 
+def _claim_commit_unflushed() -> None:
+    """The claim's commit does not wait for its WAL flush (PostgreSQL; the outcome's does).
+
+    Losing it takes a server crash within a fraction of a second of the commit, and then
+    nothing is lost: the event is back to waiting, its message is redelivered or the healer
+    hands it out, and the outcome's conditional UPDATE (held: processing by this task) fails,
+    rolling back the local writes that went with it; remote ones carry idempotency keys. A
+    dying worker is not a crashing server: its committed claim and attempt stay, as before.
+    """
+    connection = transaction.get_connection()
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+
+
 def _event_dead_letter_lost(event: WebhookEvent, task_id: str, now: datetime) -> EventStatus | None:
     """Dead-letter an event whose worker died on the round's last allowed attempt, without
     running its handler again (called inside the claim's transaction; alerts after commit).
@@ -210,6 +226,12 @@ def _event_dead_letter_lost(event: WebhookEvent, task_id: str, now: datetime) ->
     return EventStatus.DEAD_LETTER
 
 
+class _WriteFailed(Exception):
+    def __init__(self, error: ProcessingError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _event_finish(
     event: WebhookEvent,
     attempt: ProcessingAttempt,
@@ -218,6 +240,87 @@ def _event_finish(
     task_id: str,
 ) -> EventStatus | None:
     now = timezone.now()
+    try:
+        recorded = _outcome_record(event, attempt, result, event_error, task_id, now)
+    except _WriteFailed as failed_write:
+        # Nothing of the handler's writes stayed; the event fails as a crashed handler would,
+        # on the ledger the database holds.
+        recorded = _outcome_record(event, attempt, HandlerResult(), failed_write.error, task_id, now)
+    if recorded is None:
+        attempt.finish(outcome=AttemptOutcome.CLAIM_LOST, now=now)
+        report_failure(
+            logger,
+            "event %s was taken over before attempt %s finished",
+            event.id,
+            attempt.number,
+            event=event,
+            function=PROCESS_FUNCTION,
+            action="record_outcome",
+        )
+        return None
+    decision, last_error, last_code, failed = recorded
+    _failures_report(event, failed)
+    if decision.deferred:
+        # Not a failure (no error record): the calls were held back and wait for their window.
+        logger.info("event %s deferred %.1fs: [%s] %s", event.id, decision.delay or 0, last_code, last_error)
+    _after_commit(event, decision, last_error, last_code)
+    return decision.status
+
+
+def _outcome_record(
+    event: WebhookEvent,
+    attempt: ProcessingAttempt,
+    result: HandlerResult,
+    event_error: ProcessingError | None,
+    task_id: str,
+    now: datetime,
+) -> tuple[Decision, str, str, list[EventItem]] | None:
+    """One transaction: the handler's deferred writes (HandlerResult.write), the status move and
+    the attempt's end, so downstream rows, ledger and outcome commit together. None when the
+    claim was taken over: then nothing of it is kept (the new claim holder does the work)."""
+    with transaction.atomic():
+        if result.write is not None:
+            try:
+                result.write()
+            except Exception as exc:
+                report_failure(
+                    logger,
+                    "handler writes failed on event %s",
+                    event.id,
+                    level=logging.ERROR,
+                    event=event,
+                    error_code=ErrorCode.INTERNAL,
+                    function=PROCESS_FUNCTION,
+                    action="write_handler_rows",
+                    exc_info=True,
+                )
+                # Leaving the block by an exception rolls the writes back.
+                raise _WriteFailed(ProcessingError(f"{type(exc).__name__}: {exc}", code=ErrorCode.INTERNAL)) from exc
+        decision, fields, failed = _outcome(event, result, event_error, now)
+        last_error, last_code = str(fields["last_error"]), str(fields["last_error_code"])
+        # Only the claim holder may record the outcome; a takeover after lease expiry wins.
+        if not WebhookEvent.objects.finish(
+            event_id=event.id, task_id=task_id, target=decision.status, now=now, **fields
+        ):
+            transaction.set_rollback(True)
+            return None
+        attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
+        if decision.status in OUTBOUND_EVENT_TYPE_OF:
+            # In the outcome's transaction (the outbox); no query unless someone subscribes.
+            outbound_emit(
+                organization_id=event.organization_id,
+                event_type=OUTBOUND_EVENT_TYPE_OF[decision.status],
+                payload=_outbound_payload(event, decision.status, fields),
+                key=f"event:{event.id}:{decision.status}:{event.attempts}",
+                now=now,
+            )
+    return decision, last_error, last_code, failed
+
+
+def _outcome(
+    event: WebhookEvent, result: HandlerResult, event_error: ProcessingError | None, now: datetime
+) -> tuple[Decision, dict[str, object], list[EventItem]]:
+    """What the ledger says happened: the decision, the event's fields, the failed items."""
     # The handler hands back the ledger it just wrote; reading it again would cost a query.
     items = result.items if result.items is not None else list(event.items.order_by("number"))
     failed = [i for i in items if i.status != ItemStatus.SUCCEEDED]
@@ -251,35 +354,10 @@ def _event_finish(
         fields["round_attempts"] = F("round_attempts") - 1
     if decision.status in NEEDS_HUMAN:
         fields["completed_at"] = now
+    return decision, fields, failed
 
-    with transaction.atomic():
-        # Only the claim holder may record the outcome; a takeover after lease expiry wins.
-        still_ours = WebhookEvent.objects.finish(
-            event_id=event.id, task_id=task_id, target=decision.status, now=now, **fields
-        )
-        if not still_ours:
-            attempt.finish(outcome=AttemptOutcome.CLAIM_LOST, now=now)
-            report_failure(
-                logger,
-                "event %s was taken over before attempt %s finished",
-                event.id,
-                attempt.number,
-                event=event,
-                function=PROCESS_FUNCTION,
-                action="record_outcome",
-            )
-            return None
-        attempt.finish(outcome=decision.outcome, error=last_error, error_code=last_code, now=now)
-        if decision.status in OUTBOUND_EVENT_TYPE_OF:
-            # In the outcome's transaction (the outbox); no query unless someone subscribes.
-            outbound_emit(
-                organization_id=event.organization_id,
-                event_type=OUTBOUND_EVENT_TYPE_OF[decision.status],
-                payload=_outbound_payload(event, decision.status, fields),
-                key=f"event:{event.id}:{decision.status}:{event.attempts}",
-                now=now,
-            )
 
+def _failures_report(event: WebhookEvent, failed: list[EventItem]) -> None:
     for item in failed:
         if item.status == ItemStatus.FAILED and item.error_code not in DEFERRAL_CODES:
             # One line per failed item, after the outcome committed: each counts in the error
@@ -297,11 +375,6 @@ def _event_finish(
                 action="create_item",
                 payload={"item": item.number, "title": item.title, "role": item.assignee_role},
             )
-    if decision.deferred:
-        # Not a failure (no error record): the calls were held back and wait for their window.
-        logger.info("event %s deferred %.1fs: [%s] %s", event.id, decision.delay or 0, last_code, last_error)
-    _after_commit(event, decision, last_error, last_code)
-    return decision.status
 
 
 def _retry_after(failed: list[EventItem], event_error: ProcessingError | None) -> float | None:
