@@ -1,4 +1,4 @@
-"""Bench-only settings: the product settings plus a no-op view and a no-op Celery task.
+"""Bench-only settings: the product settings plus a no-op view and the baseline Celery tasks.
 
 Nothing else changes, so gunicorn and the worker run exactly the product configuration.
 """
@@ -15,7 +15,12 @@ ROOT_URLCONF = "bench.urls"
 # The baseline task lives here, never in the product's task modules.
 CELERY_IMPORTS = ["bench.tasks"]
 # Same queue as the real work (webhooks), so both measure the same consumer.
-CELERY_TASK_ROUTES = {**TASK_ROUTES, "bench.tasks.noop": {"queue": Queue.WEBHOOKS.value}}
+CELERY_TASK_ROUTES = {
+    **TASK_ROUTES,
+    "bench.tasks.noop": {"queue": Queue.WEBHOOKS.value},
+    # The raw-POST baseline of the outbound phase, on the queue deliveries take.
+    "bench.tasks.post": {"queue": Queue.OUTBOUND.value},
+}
 
 # The million phase's database (bench/million.py): the bench process seeds it through this
 # alias; its gunicorn and worker get it as DATABASE_URL, i.e. as their "default".
