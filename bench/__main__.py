@@ -27,7 +27,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up seconds per HTTP target")
     parser.add_argument("--connections", type=int, default=8, help="keep-alive connections of the load generator")
     parser.add_argument("--intake-pool", type=int, default=30_000, help="presigned intake requests")
-    parser.add_argument("--only", choices=["intake", "e2e", "workflows", "retention", "million"], help="run one part")
+    parser.add_argument(
+        "--only", choices=["intake", "e2e", "workflows", "outbound", "retention", "million"], help="run one part"
+    )
     parser.add_argument(
         "--brokers", default="redis,rabbitmq", help="brokers end to end runs on, comma-separated (redis, rabbitmq)"
     )
@@ -109,6 +111,8 @@ def main(argv: Sequence[str]) -> int:
                 rows += e2e_rows(options, broker, checks, notes)
         if args.only in (None, "workflows"):
             rows += workflows_rows(options, checks, notes)
+        if args.only in (None, "outbound"):
+            rows += outbound_rows(options, checks, notes)
         if args.only in (None, "retention"):
             rows += retention_rows(options, checks, notes)
         if args.only in (None, "million"):
@@ -199,6 +203,39 @@ def workflows_rows(options: "phases.Options", checks: list[str], notes: list[str
             f"workflow due-to-executing, burst of {figures.count} (p50 / p99)",
             f"{figures.burst_p50_ms / 1000:.1f} / {figures.burst_p99_ms / 1000:.1f} s",
             "-", "-", "-", "",
+        ),
+    ]  # fmt: skip
+
+
+def outbound_rows(options: "phases.Options", checks: list[str], notes: list[str]) -> list[report.Row]:
+    from bench import outbound
+
+    mendhook, baseline, outbox, outbound_checks = outbound.outbound_phase(options, log)
+    checks += outbound_checks
+    notes += [
+        f"outbound: {mendhook.count} messages in {mendhook.seconds:.1f}s (first half {mendhook.first_half_rate:.1f}/s, "
+        f"second half {mendhook.second_half_rate:.1f}/s); raw POSTs: {baseline.count} in {baseline.seconds:.1f}s",
+        f"outbound: worker CPU (main + pool) {mendhook.cpu_ms_per_item:.2f} ms/message vs "
+        f"{baseline.cpu_ms_per_item:.2f} ms/raw POST; the receiver runs in the bench process",
+        f"outbox cost: {outbox.count} Booking inserts per side, each its own transaction (commit and on-commit "
+        "publish included)",
+    ]
+    return [
+        report.bar_row(
+            "outbound (messages delivered/s vs raw httpx POSTs/s)",
+            mendhook.rate,
+            baseline.rate,
+            "/s",
+            report.OUTBOUND_RATIO_BAR,
+        ),
+        report.rss_row(f"worker peak RSS, outbound, {mendhook.count} messages", mendhook.peak_rss_mb,
+                       baseline.peak_rss_mb),
+        report.bar_row(
+            "outbox cost (Booking inserts/s with a subscriber vs without)",
+            outbox.outbox_rate,
+            outbox.plain_rate,
+            "/s",
+            report.OUTBOX_COST_BAR,
         ),
     ]  # fmt: skip
 

@@ -20,6 +20,11 @@ E2E_RATIO_TARGET = 0.35
 RETENTION_RATIO_BAR = 0.8
 # Due workflow runs (one update_lead step) executed, against no-op tasks on the same worker.
 WORKFLOWS_RATIO_BAR = 0.25
+# Notifications delivered to a local receiver, against raw httpx POSTs of the same signed body
+# from the same worker command.
+OUTBOUND_RATIO_BAR = 0.3
+# Booking inserts with one subscribed endpoint (the outbox row written), against without.
+OUTBOX_COST_BAR = 0.7
 WORKER_RSS_BAR_MB = 200.0
 # With 1,000,000 events (bench/million.py): median latency of one sequential GET.
 ADMIN_PAGE_BAR_MS = 500.0

@@ -1,4 +1,4 @@
-"""Bench-only settings: the product settings plus a no-op view and a no-op Celery task.
+"""Bench-only settings: the product settings plus a no-op view and the baseline Celery tasks.
 
 Nothing else changes, so gunicorn and the worker run exactly the product configuration.
 """
@@ -19,6 +19,8 @@ CELERY_TASK_ROUTES = {
     **TASK_ROUTES,
     "bench.tasks.noop": {"queue": Queue.WEBHOOKS.value},
     "bench.tasks.peer_process": {"queue": Queue.WEBHOOKS.value},
+    # The raw-POST baseline of the outbound phase, on the queue deliveries take.
+    "bench.tasks.post": {"queue": Queue.OUTBOUND.value},
 }
 
 # The million phase's database (bench/million.py): the bench process seeds it through this

@@ -7,14 +7,16 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from django.db.models import OuterRef, Subquery
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from redis.exceptions import RedisError
 
 from ops_app import selectors
 from ops_app.diagnostics import diagnostics_open
+from ops_app.outbound_stats import endpoints_failing
 from webhooks_app.breakers import breaker_states
-from webhooks_app.models import EventStatus
+from webhooks_app.models import DeliveryAttempt, Endpoint, EventStatus
 from webhooks_app.models.events import ACTIONABLE
 
 EVENTS_URL = "admin:webhooks_app_webhookevent_changelist"
@@ -23,6 +25,8 @@ RUNS_URL = "admin:workflows_app_workflowrun_changelist"
 CALLS_URL = "admin:workflows_app_calllog_changelist"
 DIAGNOSTICS_URL = "admin:ops_app_diagnostic_changelist"
 BREAKERS_URL = "admin:ops_app_breaker_changelist"
+ENDPOINT_URL = "admin:webhooks_app_endpoint_change"
+ENDPOINTS_URL = "admin:webhooks_app_endpoint_changelist"
 # The dashboard lists this many open diagnostics; the admin list has them all.
 DASHBOARD_DIAGNOSTICS = 20
 
@@ -165,7 +169,10 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
     sees_calls = user.has_perm("workflows_app.view_calllog")
     sees_diagnostics = user.has_perm("ops_app.view_diagnostic")
     sees_breakers = user.has_perm("ops_app.view_breaker")
-    if not (sees_events or sees_errors or sees_runs or sees_calls or sees_diagnostics or sees_breakers):
+    sees_endpoints = user.has_perm("webhooks_app.view_endpoint")
+    if not (
+        sees_events or sees_errors or sees_runs or sees_calls or sees_diagnostics or sees_breakers or sees_endpoints
+    ):
         return {"visible": False}
     counts = selectors.attention_counts(now=now)
     cards = []
@@ -231,6 +238,8 @@ def dashboard_context(*, user: PermissionHolder, now: datetime) -> dict[str, Any
         context.update(diagnostics_context())
     if sees_breakers:
         context.update(breakers_context())
+    if sees_endpoints:
+        context.update(endpoints_failing_context())
     return context
 
 
@@ -251,6 +260,50 @@ def breakers_context() -> dict[str, Any]:
     except RedisError:
         states = None
     return {"breakers": states, "breakers_url": _url(BREAKERS_URL)}
+
+
+@dataclass(frozen=True)
+class FailingEndpoint:
+    url: str
+    organization: str
+    admin_url: str
+    failing_since: datetime | None
+    disabled: str  # the reason the platform disabled it; empty while enabled
+    last_error: str
+
+
+def endpoints_failing_context() -> dict[str, Any]:
+    """Endpoints whose every attempt fails (or that the platform disabled for it), the longest
+    failing first, each with the last failed attempt's answer: what a person checks first."""
+    endpoints = endpoints_failing()
+    last_failed = DeliveryAttempt.objects.filter(endpoint=OuterRef("pk"), succeeded=False).order_by("-started_at")
+    # One query for every endpoint's last failure, not one per row.
+    lasts: dict[Any, dict[str, Any]] = {
+        row["pk"]: dict(row)
+        for row in Endpoint.objects.filter(pk__in=[e.pk for e in endpoints])
+        .annotate(
+            error=Subquery(last_failed.values("error")[:1]),
+            status_code=Subquery(last_failed.values("status_code")[:1]),
+            error_code=Subquery(last_failed.values("error_code")[:1]),
+        )
+        .values("pk", "error", "status_code", "error_code")
+    }
+    rows = []
+    for endpoint in endpoints:
+        last = lasts.get(endpoint.pk, {})
+        answer = f"HTTP {last['status_code']}" if last.get("status_code") else last.get("error_code") or ""
+        error = " · ".join(part for part in (answer, last.get("error") or "") if part)
+        rows.append(
+            FailingEndpoint(
+                url=endpoint.url,
+                organization=endpoint.organization.slug,
+                admin_url=reverse(ENDPOINT_URL, args=[endpoint.pk]),
+                failing_since=endpoint.failing_since,
+                disabled="" if endpoint.enabled else endpoint.get_disabled_reason_display(),
+                last_error=error or endpoint.disabled_note,
+            )
+        )
+    return {"endpoints_failing": rows, "endpoints_url": _url(ENDPOINTS_URL)}
 
 
 def workflow_cards(*, now: datetime, sees_runs: bool, sees_calls: bool) -> list[Card]:

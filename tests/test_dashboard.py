@@ -12,11 +12,20 @@ from ops_app import selectors
 from ops_app.dashboard import daily_chart, nice_ceiling
 from ops_app.errors import record_error
 from ops_app.models import ErrorRecord
+from tests.factories import EndpointFactory
 from tests.support.admin import listed_ids, login, make_user
 from tests.support.api import api_for
 from tests.support.events import event_with_ledger, make_event
 from webhooks_app.errors import FailureKind
-from webhooks_app.models import EventAction, EventStatus, WebhookEvent
+from webhooks_app.models import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryStatus,
+    EventAction,
+    EventStatus,
+    OutboundMessage,
+    WebhookEvent,
+)
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fresh_api_cache")]
 
@@ -216,3 +225,58 @@ def test_the_chart_axis_ends_on_a_round_number_above_the_busiest_day():
     chart = daily_chart(days)
     assert len(chart.bars) == 30 and chart.total == 0
     assert all(bar.open_height == 0 for bar in chart.bars)
+
+
+def failed_attempt(endpoint, *, at, status_code, error):
+    message = OutboundMessage.objects.create(
+        organization=endpoint.organization, event_type="booking.created", payload={"id": 1}
+    )
+    delivery = Delivery.objects.create(
+        message=message,
+        endpoint=endpoint,
+        organization=endpoint.organization,
+        event_type="booking.created",
+        status=DeliveryStatus.RETRY_SCHEDULED,
+        attempts=1,
+    )
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        endpoint=endpoint,
+        event_type="booking.created",
+        number=1,
+        started_at=at,
+        succeeded=False,
+        status_code=status_code,
+        latency_ms=12,
+        error=error,
+    )
+
+
+def failing_endpoints_card(page: str) -> str:
+    match = re.search(r'<div class="mh-chart mh-endpoints" id="endpoints-failing">(.*?)</div>', page, re.S)
+    assert match, "no failing endpoints card"
+    return match.group(1)
+
+
+def test_a_failing_endpoint_shows_on_the_dashboard_with_its_last_error_and_a_healthy_one_does_not(ops, organization):
+    failing = EndpointFactory(organization=organization, url="http://receiver.test/failing", failing_since=days_ago(2))
+    failed_attempt(failing, at=days_ago(2), status_code=500, error="first: boom")
+    failed_attempt(failing, at=days_ago(0.1), status_code=503, error="latest: down for maintenance")
+    healthy = EndpointFactory(organization=organization, url="http://receiver.test/healthy")
+    # A healthy endpoint's old failure (failing_since cleared by a later success) is not news.
+    failed_attempt(healthy, at=days_ago(3), status_code=500, error="long ago")
+
+    card_html = unescape(failing_endpoints_card(ops.get("/admin/").content.decode()))
+
+    assert "http://receiver.test/failing" in card_html and "http://receiver.test/healthy" not in card_html
+    assert "HTTP 503 · latest: down for maintenance" in card_html and "first: boom" not in card_html
+    assert f'href="/admin/webhooks_app/endpoint/{failing.pk}/change/"' in card_html
+    assert f"{failing.failing_since:%b} {failing.failing_since.day}," in card_html
+
+
+def test_with_no_endpoint_failing_the_card_says_so(ops, organization):
+    EndpointFactory(organization=organization, url="http://receiver.test/healthy")
+
+    card_html = failing_endpoints_card(ops.get("/admin/").content.decode())
+
+    assert "Every endpoint is answering." in card_html and "receiver.test" not in card_html
