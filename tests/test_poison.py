@@ -20,6 +20,7 @@ from webhooks_app.models import ConnectorKind, EventStatus, ItemStatus, LocalTas
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import events_heal_stuck
 from webhooks_app.services.processing import event_process
+from webhooks_app.tasks import process_event
 
 
 def _orphaned(source: Source, *, round_attempts: int, max_attempts: int = 3) -> WebhookEvent:
@@ -118,8 +119,13 @@ def own_worker(transactional_db, worker_process, fake_clio, alert_receiver) -> I
 
 @pytest.mark.integration
 def test_an_event_that_always_hits_the_hard_time_limit_ends_in_dead_letter_with_worker_lost(
-    own_worker, organization: Organization, fake_clio: FakeClio, alert_receiver: Recorder, post_webhook
+    own_worker, organization: Organization, fake_clio: FakeClio, alert_receiver: Recorder, post_webhook, monkeypatch
 ):
+    # Celery writes a task's time limits into each message from the publisher's configuration,
+    # and the worker obeys the message: every process shares TASK_TIME_LIMIT_SECONDS in
+    # production; here this process (the intake and the healer publish) takes the worker's 2 s.
+    monkeypatch.setattr(process_event, "time_limit", 2)
+    monkeypatch.setattr(process_event, "soft_time_limit", None)
     poison = own_worker(
         "poison",
         TASK_TIME_LIMIT_SECONDS="2",
