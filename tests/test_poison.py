@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
+from celery import current_app
+from django.conf import settings
 from django.utils import timezone
 
 from tests.factories import ProcessingAttemptFactory, SourceFactory
@@ -14,13 +16,12 @@ from tests.support.events import make_event, with_items
 from tests.support.fake_http import FakeClio, Fault, Recorder
 from tests.support.signing import matter_payload
 from tests.support.waiting import wait_for
-from tests.support.worker import WorkerProcess, purge_queues, worker_env
+from tests.support.worker import WorkerProcess, private_broker, purge_queues, sibling_redis_url, worker_env
 from webhooks_app.errors import ErrorCode
 from webhooks_app.models import ConnectorKind, EventStatus, ItemStatus, LocalTask, Organization, Source, WebhookEvent
 from webhooks_app.models.events import AttemptOutcome
 from webhooks_app.services.dispatch import events_heal_stuck
 from webhooks_app.services.processing import event_process
-from webhooks_app.tasks import process_event
 
 
 def _orphaned(source: Source, *, round_attempts: int, max_attempts: int = 3) -> WebhookEvent:
@@ -98,20 +99,22 @@ def test_a_dead_lettered_lost_event_keeps_its_ledger_and_counts_unfinished_items
 
 @pytest.fixture
 def own_worker(transactional_db, worker_process, fake_clio, alert_receiver) -> Iterator[Callable[..., WorkerProcess]]:
-    """A worker started by the test with its own limits, the session's worker paused meanwhile."""
+    """A worker started by the test with its own limits, on a broker database of its own that
+    this process publishes to meanwhile: no other worker of the session can take its messages."""
     worker_process.stop()
     fake_clio.reset()
     alert_receiver.reset()
-    purge_queues()
     started: list[WorkerProcess] = []
 
     def start(name: str, **env: str) -> WorkerProcess:
-        started.append(WorkerProcess(env=worker_env(**env), name=name).start())
+        own = {"CELERY_BROKER_URL": sibling_redis_url(settings.REDIS_URL), **env}
+        started.append(WorkerProcess(env=worker_env(**own), name=name).start())
         return started[-1]
 
-    yield start
-    for proc in started:
-        proc.stop()
+    with private_broker():
+        yield start
+        for proc in started:
+            proc.stop()
     fake_clio.reset()
     purge_queues()
     worker_process.start()
@@ -123,9 +126,10 @@ def test_an_event_that_always_hits_the_hard_time_limit_ends_in_dead_letter_with_
 ):
     # Celery writes a task's time limits into each message from the publisher's configuration,
     # and the worker obeys the message: every process shares TASK_TIME_LIMIT_SECONDS in
-    # production; here this process (the intake and the healer publish) takes the worker's 2 s.
-    monkeypatch.setattr(process_event, "time_limit", 2)
-    monkeypatch.setattr(process_event, "soft_time_limit", None)
+    # production; here this process (the intake and the healer publish, through the fixture's
+    # own broker app, whose tasks are bound on first use) takes the worker's 2 s.
+    monkeypatch.setitem(current_app.conf, "task_time_limit", 2)
+    monkeypatch.setitem(current_app.conf, "task_soft_time_limit", None)
     poison = own_worker(
         "poison",
         TASK_TIME_LIMIT_SECONDS="2",
